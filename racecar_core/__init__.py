@@ -1,3 +1,43 @@
-"""racecar_core: reverse-pass ("racecar") training for PyTorch models."""
+"""racecar_core: reverse-pass ("racecar") training for PyTorch models.
+
+Xie & Thuerey, "Reviving Autoencoder Pretraining" (Neural Computing and Applications, 2022): train a
+network with its task loss plus a reverse pass that re-uses every weight, transposed, to reconstruct
+every layer's input from the network's output.
+"""
+
+from . import reverse_rules as _reverse_rules  # noqa: F401  (registers the standard rules)
+from .layers import Residual
+from .losses import cross_entropy, double_softmax_cross_entropy, srip_loss
+from .reverse import (
+    ReverseWalk,
+    Tape,
+    UnsupportedLayerError,
+    layer_activations,
+    reconstruction_loss,
+    record,
+    register_reverse_rule,
+    reverse,
+    reverse_pass,
+    rr_loss,
+    weight_layers,
+)
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Residual",
+    "ReverseWalk",
+    "Tape",
+    "UnsupportedLayerError",
+    "cross_entropy",
+    "double_softmax_cross_entropy",
+    "layer_activations",
+    "reconstruction_loss",
+    "record",
+    "register_reverse_rule",
+    "reverse",
+    "reverse_pass",
+    "rr_loss",
+    "srip_loss",
+    "weight_layers",
+]
