@@ -1,0 +1,148 @@
+"""Chapter parameters and presets: one specification used by the notebooks, the CLI and papermill.
+
+Every chapter notebook starts with a cell tagged ``parameters`` holding ``preset``, ``run_dir`` and one
+variable per :class:`Param`. A value of ``None`` means "the preset's value". :meth:`Chapter.configure`
+merges and validates them before any work starts, so a bad value fails in seconds, not after training.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PRESETS = ("smoke", "cpu", "paper")
+PRESET_HELP = {
+    "smoke": "seconds; for tests",
+    "cpu": "the default: minutes on a 2-core laptop",
+    "paper": "the authors' full settings; meant for a GPU",
+}
+
+
+class ParameterError(ValueError):
+    """A chapter parameter is unknown, of the wrong type or out of range."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One chapter parameter: its type, its default (``None``: the preset's value) and its valid range."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+
+    def parse(self, text: str) -> Any:
+        """Convert a command-line string to this parameter's type (``none`` gives the preset's value)."""
+        if text.strip().lower() == "none":
+            return None
+        try:
+            if self.type is bool:
+                lowered = text.strip().lower()
+                if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                return lowered in ("true", "1", "yes")
+            return self.type(text)
+        except ValueError:
+            raise ParameterError(f"parameter {self.name!r} expects {self.type.__name__}, got {text!r}") from None
+
+    def check(self, value: Any) -> Any:
+        """Return ``value`` (ints widened to float for float parameters) or raise :class:`ParameterError`."""
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
+            raise ParameterError(f"parameter {self.name!r} expects {self.type.__name__}, got {value!r} ({type(value).__name__})")
+        if self.type is float and not math.isfinite(value):
+            raise ParameterError(f"parameter {self.name!r} must be finite, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ParameterError(f"parameter {self.name!r} must be one of {list(self.choices)}, got {value!r}")
+        if self.min is not None and value < self.min:
+            raise ParameterError(f"parameter {self.name!r} must be >= {self.min}, got {value!r}")
+        if self.max is not None and value > self.max:
+            raise ParameterError(f"parameter {self.name!r} must be <= {self.max}, got {value!r}")
+        return value
+
+
+class Config(dict):
+    """Resolved chapter parameters; keys are also attributes (``cfg.steps``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A chapter: its notebook, its parameters and the values each preset gives them."""
+
+    name: str
+    title: str
+    notebook: str  # path relative to the repository root
+    params: tuple[Param, ...]
+    presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        names = {p.name for p in self.params}
+        for preset in PRESETS:
+            if preset not in self.presets:
+                raise ValueError(f"chapter {self.name}: preset {preset!r} missing")
+            unknown = set(self.presets[preset]) - names
+            if unknown:
+                raise ValueError(f"chapter {self.name}: preset {preset!r} sets unknown parameters {sorted(unknown)}")
+        for p in self.params:
+            if p.default is None and any(p.name not in self.presets[k] for k in PRESETS):
+                raise ValueError(f"chapter {self.name}: {p.name} defaults to None but not every preset sets it")
+
+    @property
+    def param_names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise ParameterError(
+            f"chapter {self.name!r} has no parameter {name!r}; its parameters are: "
+            + ", ".join(["preset", "run_dir", *self.param_names])
+        )
+
+    def configure(self, preset: str = "cpu", **values: Any) -> Config:
+        """Merge ``values`` (``None``: keep the preset's) over the preset and the defaults, and validate."""
+        if preset not in PRESETS:
+            raise ParameterError(f"preset must be one of {list(PRESETS)}, got {preset!r}")
+        for name in values:
+            self.param(name)
+        resolved: dict[str, Any] = {"preset": preset}
+        for p in self.params:
+            value = values.get(p.name)
+            if value is None:
+                value = self.presets[preset].get(p.name, p.default)
+            resolved[p.name] = p.check(value)
+        return Config(resolved)
+
+    def notebook_path(self, root: str | Path | None = None) -> Path:
+        from .runs import REPO_ROOT
+
+        return Path(root or REPO_ROOT) / self.notebook
+
+
+def chapters() -> dict[str, Chapter]:
+    """All chapters, by name, in book order."""
+    from .experiments import CHAPTERS
+
+    return dict(CHAPTERS)
+
+
+def get_chapter(name: str) -> Chapter:
+    """The chapter called ``name``, or a :class:`ParameterError` listing the valid names."""
+    known = chapters()
+    if name not in known:
+        raise ParameterError(f"unknown chapter {name!r}; chapters: {', '.join(known)}")
+    return known[name]

@@ -1,0 +1,5 @@
+"""The chapters' experiments: parameters, presets, data, training grids and measures."""
+
+from . import mnist, peak
+
+CHAPTERS = {c.name: c for c in (mnist.CHAPTER, peak.CHAPTER)}

@@ -1,0 +1,81 @@
+"""Training the same experiment for several variants (Std, Ort, RR, ...) and seeds."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..train import Evaluate, LossFn, TrainConfig, TrainResult, seed_everything, train
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A training variant: the paper's names Std (plain), Ort (SRIP), RR (full reverse pass), RR1, lRR."""
+
+    name: str
+    lambda_rr: float = 0.0
+    lambda_ort: float = 0.0
+    rr_mode: str = "full"
+
+    def config(self, base: TrainConfig, seed: int) -> TrainConfig:
+        return dataclasses.replace(base, lambda_rr=self.lambda_rr, lambda_ort=self.lambda_ort,
+                                   rr_mode=self.rr_mode, seed=seed)
+
+
+def std_ort_rr(lambda_rr: float, lambda_ort: float) -> list[Variant]:
+    """The three models of the authors' MNIST and peak tests."""
+    return [Variant("Std"), Variant("Ort", lambda_ort=lambda_ort), Variant("RR", lambda_rr=lambda_rr)]
+
+
+@dataclass
+class Grid:
+    """Results of :func:`train_grid`: one :class:`TrainResult` and one row of final measures per run."""
+
+    runs: dict[tuple[str, int], TrainResult] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """Final measures, one row per (variant, seed)."""
+        return pd.DataFrame(self.rows)
+
+    def model(self, variant: str, seed: int) -> nn.Module:
+        return self.runs[(variant, seed)].model
+
+    def histories(self) -> dict[str, pd.DataFrame]:
+        """``{"variant/seed": history}`` for :func:`racecar_core.plotting.histories_figure`."""
+        return {f"{v}/{s}": r.history for (v, s), r in self.runs.items()}
+
+
+def train_grid(variants: Sequence[Variant], seeds: Sequence[int], *, make_model: Callable[[], nn.Module],
+               data, base: TrainConfig, measure: Callable[[nn.Module], Mapping[str, Any]],
+               loss_fn: LossFn | None = None, evaluate: Evaluate | None = None,
+               run_dir: str | Path | None = None, tag: str = "", progress: bool = True) -> Grid:
+    """Train every variant for every seed and measure the final models.
+
+    For each run the global RNGs are seeded with the seed before ``make_model()``, so the variants of
+    one seed start from identical weights. With ``run_dir`` each run keeps its files in
+    ``run_dir/<tag><variant>-seed<seed>/`` and a repeated call resumes or reloads them.
+    """
+    grid = Grid()
+    jobs = [(v, s) for v in variants for s in seeds]
+    outer = tqdm(jobs, desc=tag.rstrip("-") or "runs", disable=not progress, leave=False)
+    for variant, seed in outer:
+        outer.set_postfix(run=f"{variant.name} seed {seed}")
+        seed_everything(seed)
+        model = make_model()
+        subdir = Path(run_dir) / f"{tag}{variant.name}-seed{seed}" if run_dir else None
+        kwargs = {"loss_fn": loss_fn} if loss_fn is not None else {}
+        result = train(model, data, variant.config(base, seed), evaluate=evaluate, run_dir=subdir,
+                       progress=False, **kwargs)
+        grid.runs[(variant.name, seed)] = result
+        grid.rows.append({"variant": variant.name, "seed": seed, **measure(result.model)})
+    outer.close()
+    return grid

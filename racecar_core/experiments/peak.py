@@ -1,0 +1,137 @@
+"""The authors' "peak" test: 784 → 128 → BN → ReLU → 2 → BN → ReLU on images whose class is a peak's position."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .. import metrics, models, svd
+from ..chapters import Chapter, Param
+from ..train import TrainConfig
+from .grid import Grid, std_ort_rr, train_grid
+from .mnist import LOSSES
+
+CHAPTER = Chapter(
+    name="peak",
+    title="Peak: the dominant feature in the singular vectors",
+    notebook="book/peak.ipynb",
+    params=(
+        Param("seeds", int, None, "number of training seeds, 0 .. seeds-1", min=1, max=1000),
+        Param("steps", int, None, "full-batch Adam steps (authors: 5000)", min=1, max=10_000_000),
+        Param("lr", float, 1e-4, "Adam learning rate (authors: 1e-4)", min=1e-9, max=1.0),
+        Param("lambda_rr", float, 1e-6, "weight of the RR loss on raw 0-255 pixels (authors: 1e-6)", min=0.0),
+        Param("lambda_ort", float, 0.1, "weight of the SRIP loss (authors: 0.1)", min=0.0),
+        Param("loss", str, "cross_entropy", "task loss: standard softmax cross-entropy, or the authors' double softmax",
+              choices=("cross_entropy", "double_softmax")),
+        Param("n_train", int, 50, "training images per class (authors: 50)", min=1, max=100_000),
+        Param("n_test", int, 5, "test images per class (authors: 5)", min=1, max=100_000),
+        Param("data_seed", int, 0, "seed of the generated peak images", min=0),
+        Param("snapshot_every", int, None, "steps between reconstruction snapshots", min=1),
+        Param("data_dir", str, "", "'' for generated peak images, or the authors' folder with 0/*.png and 1/*.png"),
+    ),
+    presets={
+        "smoke": {"seeds": 1, "steps": 40, "snapshot_every": 20},
+        "cpu": {"seeds": 5, "steps": 2000, "snapshot_every": 100},
+        "paper": {"seeds": 10, "steps": 5000, "snapshot_every": 100},
+    },
+)
+
+HELDOUT_PER_CLASS = 200
+
+
+@dataclass(frozen=True)
+class PeakData:
+    """Flattened float32 images [N, 784] with raw 0–255 values and int64 labels; ``heldout`` is a larger
+    generated test set for a finer accuracy estimate (None for the authors' files)."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    heldout: tuple[Tensor, Tensor] | None
+    source: str
+
+
+def _flat(images) -> Tensor:
+    return torch.as_tensor(np.asarray(images, dtype=np.float32).reshape(len(images), -1))
+
+
+def _labels(labels) -> Tensor:
+    return torch.as_tensor(np.asarray(labels, dtype=np.int64))
+
+
+def load_data(cfg) -> PeakData:
+    """Generated peak images (:func:`racecar_core.data.peak_split`) or the authors' PNG folders."""
+    from ..data import load_peak_folder, make_peak, peak_split
+
+    if cfg.data_dir:
+        folder = Path(cfg.data_dir).expanduser()
+        split = load_peak_folder(folder, train=range(cfg.n_train), test=range(cfg.n_train, cfg.n_train + cfg.n_test))
+        source, heldout = f"the authors' peak PNGs ({folder.name})", None
+    else:
+        split = peak_split(cfg.n_train, cfg.n_test, seed=cfg.data_seed)
+        source = f"generated peak images (racecar_core.data.make_peak, data seed {cfg.data_seed})"
+        x, y = make_peak(HELDOUT_PER_CLASS, seed=10_000 + cfg.data_seed)
+        heldout = (_flat(x), _labels(y))
+    return PeakData(_flat(split["x_train"]), _labels(split["y_train"]), _flat(split["x_test"]),
+                    _labels(split["y_test"]), heldout, source)
+
+
+def stamp_mask() -> np.ndarray:
+    """Boolean [784] mask of the two 6×6 peak regions (rows 5–10, cols 4–9 and rows 19–24, cols 19–24)."""
+    mask = np.zeros((28, 28), dtype=bool)
+    mask[5:11, 4:10] = True
+    mask[19:25, 19:25] = True
+    return mask.ravel()
+
+
+def stamp_energy(vectors: np.ndarray) -> np.ndarray:
+    """Fraction of each unit vector's squared norm inside the two peak regions (uniform: 72/784 ≈ 0.09)."""
+    v = np.asarray(vectors)
+    return (v[:, stamp_mask()] ** 2).sum(axis=1) / (v**2).sum(axis=1)
+
+
+def measure(model: nn.Module, data: PeakData) -> dict[str, float]:
+    """Final measures: accuracies, similarity of the reverse reconstructions to the test inputs, SVD."""
+    weight = model[0].weight
+    _, v = svd.right_singular_vectors(weight)
+    rec = metrics.input_reconstruction(model, data.x_test)
+    raw = metrics.image_similarity(rec, data.x_test)
+    fitted = metrics.image_similarity(rec, data.x_test, rescale=True)
+    out = {
+        "train_acc": metrics.accuracy(model, data.x_train, data.y_train),
+        "test_acc": metrics.accuracy(model, data.x_test, data.y_test),
+        "ssim": raw["ssim"], "psnr": raw["psnr"], "ssim_fitted": fitted["ssim"], "psnr_fitted": fitted["psnr"],
+        "rec_err_test": metrics.relative_error(rec, data.x_test),
+        "stamp_energy_v1": float(stamp_energy(v[:1])[0]),
+        "stamp_energy_top4": float(stamp_energy(v[:4]).mean()),
+        "top10_similarity": svd.data_embedding(weight, data.x_train, k=10).similarity,
+    }
+    if data.heldout is not None:
+        out["heldout_acc"] = metrics.accuracy(model, *data.heldout)
+    return out
+
+
+def snapshot(data: PeakData):
+    """Evaluation during training: test accuracy, SSIM and the reconstructions ``d'_1`` of the test images."""
+
+    def evaluate(model: nn.Module) -> dict:
+        rec = metrics.input_reconstruction(model, data.x_test)
+        return {"test_acc": metrics.accuracy(model, data.x_test, data.y_test),
+                "ssim": metrics.image_similarity(rec, data.x_test)["ssim"], "reconstruction": rec}
+
+    return evaluate
+
+
+def run(cfg, data: PeakData, *, run_dir: str = "", progress: bool = True) -> Grid:
+    """Train Std, Ort and RR for every seed of ``cfg`` (full batch) and measure them."""
+    base = TrainConfig(steps=cfg.steps, lr=cfg.lr, eval_every=cfg.snapshot_every, checkpoint_every=max(cfg.steps // 5, 1))
+    return train_grid(
+        std_ort_rr(cfg.lambda_rr, cfg.lambda_ort), range(cfg.seeds), make_model=models.peak_mlp,
+        data=(data.x_train, data.y_train), base=base, measure=lambda m: measure(m, data),
+        loss_fn=LOSSES[cfg.loss], evaluate=snapshot(data), run_dir=run_dir or None, progress=progress,
+    )

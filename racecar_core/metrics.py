@@ -1,0 +1,59 @@
+"""Evaluation measures: accuracy and how well reverse-pass reconstructions match their inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from torch import Tensor, nn
+
+from .reverse import reverse_pass
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
+    """Fraction of samples whose arg-max output equals the integer label."""
+    return float((model(x).argmax(dim=1) == y).float().mean())
+
+
+@torch.no_grad()
+def input_reconstruction(model: nn.Module, x: Tensor) -> Tensor:
+    """``d'_1``: the reverse pass's reconstruction of the input ``x`` (same shape as ``x``)."""
+    d, d_rec = reverse_pass(model, x)[0]
+    return d_rec.reshape(x.shape)
+
+
+def relative_error(reconstruction: Tensor, target: Tensor) -> float:
+    """``‖r − x‖ / ‖x‖`` over the whole batch."""
+    return float((reconstruction - target).norm() / target.norm().clamp_min(1e-12))
+
+
+def _as_images(batch: Tensor | np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    array = batch.detach().cpu().double().numpy() if isinstance(batch, Tensor) else np.asarray(batch, dtype=float)
+    return array.reshape(len(array), *shape)
+
+
+def fit_gain(reconstruction: Tensor | np.ndarray, target: Tensor | np.ndarray) -> np.ndarray:
+    """Per-image least-squares gain ``g = ⟨r, x⟩ / ⟨r, r⟩`` that best scales each reconstruction to its target."""
+    r = np.asarray(reconstruction.detach().cpu() if isinstance(reconstruction, Tensor) else reconstruction, float)
+    x = np.asarray(target.detach().cpu() if isinstance(target, Tensor) else target, float)
+    r, x = r.reshape(len(r), -1), x.reshape(len(x), -1)
+    return (r * x).sum(1) / np.maximum((r * r).sum(1), 1e-12)
+
+
+def image_similarity(reconstruction: Tensor | np.ndarray, target: Tensor | np.ndarray, *,
+                     shape: tuple[int, int] = (28, 28), data_range: float = 255.0,
+                     rescale: bool = False) -> dict[str, float]:
+    """Mean SSIM and PSNR (dB) between reconstructions and targets shown as 8-bit images.
+
+    Reconstructions are clipped to ``[0, data_range]`` as an 8-bit image of them would be; with
+    ``rescale`` each is first multiplied by its least-squares gain (:func:`fit_gain`), which measures the
+    shape of the reconstruction independently of its scale.
+    """
+    r, x = _as_images(reconstruction, shape), _as_images(target, shape)
+    if rescale:
+        r = r * fit_gain(r, x)[:, None, None]
+    r = np.clip(r, 0.0, data_range)
+    ssim = [structural_similarity(a, b, data_range=data_range) for a, b in zip(r, x)]
+    psnr = [peak_signal_noise_ratio(b, a, data_range=data_range) for a, b in zip(r, x)]
+    return {"ssim": float(np.mean(ssim)), "psnr": float(np.mean(psnr))}

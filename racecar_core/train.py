@@ -1,0 +1,405 @@
+"""One training loop for every chapter: task loss + λ_rr·RR loss + λ_ort·SRIP.
+
+``train`` runs a fixed number of optimisation steps, evaluates every ``eval_every`` steps, writes the
+history of every loss term and metric, checkpoints into ``run_dir`` and resumes from it with no step
+lost (the result equals an uninterrupted run). A non-finite loss stops the run with a message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+from tqdm.auto import tqdm
+
+from .batches import BatchSource, TensorBatches, epoch_generator
+from .losses import cross_entropy, srip_loss
+from .reverse import MODES, reconstruction_loss, record, reverse
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+Evaluate = Callable[[nn.Module], Mapping[str, Any]]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. ``steps`` counts optimiser updates (one batch each).
+
+    Learning rate: ``warmup_lr`` for the first ``warmup_steps`` steps, then ``lr``, multiplied by
+    ``lr_gamma`` at each fraction of ``steps`` in ``lr_milestones`` (e.g. ``(0.5, 0.75)``).
+    """
+
+    steps: int
+    lr: float = 1e-4
+    optimizer: Literal["adam", "sgd"] = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lambda_rr: float = 0.0
+    rr_mode: Literal["full", "first", "local"] = "full"
+    rr_reduction: Literal["sum", "mean"] = "sum"
+    lambda_ort: float = 0.0
+    lr_milestones: tuple[float, ...] = ()
+    lr_gamma: float = 0.1
+    warmup_steps: int = 0
+    warmup_lr: float = 0.0
+    eval_every: int = 100
+    checkpoint_every: int = 1000
+    seed: int = 0
+
+    def __post_init__(self):
+        _check(isinstance(self.steps, int) and self.steps >= 1, f"steps must be an int >= 1, got {self.steps!r}")
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(self.optimizer in ("adam", "sgd"), f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        _check(self.lambda_rr >= 0 and self.lambda_ort >= 0, "lambda_rr and lambda_ort must be >= 0")
+        _check(self.rr_mode in MODES, f"rr_mode must be one of {MODES}, got {self.rr_mode!r}")
+        _check(self.rr_reduction in ("sum", "mean"), f"rr_reduction must be 'sum' or 'mean', got {self.rr_reduction!r}")
+        _check(all(0 < m < 1 for m in self.lr_milestones), "lr_milestones are fractions of steps in (0, 1)")
+        _check(self.eval_every >= 1 and self.checkpoint_every >= 1, "eval_every and checkpoint_every must be >= 1")
+        _check(0 <= self.warmup_steps < self.steps, "warmup_steps must be in [0, steps)")
+        object.__setattr__(self, "lr_milestones", tuple(float(m) for m in self.lr_milestones))
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of optimisation step ``step`` (0-based)."""
+        if step < self.warmup_steps:
+            return self.warmup_lr
+        drops = sum(step >= round(m * self.steps) for m in self.lr_milestones)
+        return self.lr * self.lr_gamma**drops
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the trained model, its history and the non-scalar evaluation outputs."""
+
+    model: nn.Module
+    history: pd.DataFrame
+    snapshots: list[tuple[int, dict[str, Tensor]]] = field(default_factory=list)
+    resumed_from: int = 0
+
+    def final(self, column: str) -> float:
+        """Last logged value of a history column."""
+        return float(self.history[column].dropna().iloc[-1])
+
+
+def pick_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"``: the first CUDA GPU if there is one, else the CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA) and numpy's legacy global generator."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def _loss_terms(model: nn.Module, x: Tensor, y: Tensor, config: TrainConfig, loss_fn: LossFn,
+                srip_generator: torch.Generator) -> dict[str, Tensor]:
+    with parametrize.cached():
+        output, tape = record(model, x)
+        terms = {"task": loss_fn(output, y)}
+        if config.lambda_rr:
+            terms["rr"] = reconstruction_loss(reverse(tape, config.rr_mode), config.rr_reduction)
+        if config.lambda_ort:
+            terms["ort"] = srip_loss(model, srip_generator)
+    terms["loss"] = terms["task"] + config.lambda_rr * terms.get("rr", 0.0) + config.lambda_ort * terms.get("ort", 0.0)
+    return terms
+
+
+def _raise_non_finite(step: int, terms: dict[str, Tensor]) -> None:
+    values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+    raise NonFiniteLossError(
+        f"non-finite loss at step {step} ({values}); lower the learning rate or the loss weights "
+        f"(lambda_rr scales with the squared input range), or check the data for NaNs"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------------
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _config_dict(config: TrainConfig) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+class _Run:
+    """Files of one training run: ``checkpoint.pt`` while running; ``model.pt``, ``history.csv``,
+    ``snapshots.pt`` and ``config.json`` once finished."""
+
+    def __init__(self, run_dir: str | os.PathLike | None, config: TrainConfig):
+        self.dir = Path(run_dir) if run_dir else None
+        self.config = _config_dict(config)
+        if self.dir:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._check_config()
+
+    def _check_config(self) -> None:
+        saved = self.dir / "config.json"
+        if saved.exists() and json.loads(saved.read_text()) != self.config:
+            raise ValueError(
+                f"{self.dir} holds a run with a different configuration ({saved}); "
+                f"choose another run directory or delete this one"
+            )
+        _atomic_write_text(json.dumps(self.config, indent=1), saved)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.dir) and (self.dir / "model.pt").exists() and (self.dir / "history.csv").exists()
+
+    def load_checkpoint(self) -> dict | None:
+        if not self.dir or not (self.dir / "checkpoint.pt").exists():
+            return None
+        return torch.load(self.dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+
+    def save_checkpoint(self, state: dict) -> None:
+        if self.dir:
+            _atomic_save(state, self.dir / "checkpoint.pt")
+
+    def save_final(self, model: nn.Module, history: pd.DataFrame, snapshots: list) -> None:
+        if not self.dir:
+            return
+        _atomic_save(snapshots, self.dir / "snapshots.pt")
+        _atomic_write_text(history.to_csv(index=False), self.dir / "history.csv")
+        _atomic_save(model.state_dict(), self.dir / "model.pt")
+        (self.dir / "checkpoint.pt").unlink(missing_ok=True)
+
+    def load_final(self, model: nn.Module) -> TrainResult:
+        model.load_state_dict(torch.load(self.dir / "model.pt", map_location="cpu", weights_only=True))
+        history = pd.read_csv(self.dir / "history.csv")
+        snapshots = torch.load(self.dir / "snapshots.pt", map_location="cpu", weights_only=True)
+        return TrainResult(model, history, [(int(s), d) for s, d in snapshots], resumed_from=len(history))
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------------
+
+
+def _as_source(data: BatchSource | tuple[Tensor, Tensor], seed: int) -> BatchSource:
+    if isinstance(data, tuple):
+        return TensorBatches(*data, batch_size=None, seed=seed)
+    if not isinstance(data, BatchSource):
+        raise TypeError("data must be (x, y) tensors or an object with batches(epoch) and __len__")
+    return data
+
+
+def _to_device(batch: tuple[Tensor, Tensor], device: torch.device) -> tuple[Tensor, Tensor]:
+    return tuple(t.to(device, non_blocking=True) for t in batch)  # type: ignore[return-value]
+
+
+def _split_evaluation(values: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, Tensor]]:
+    scalars, arrays = {}, {}
+    for key, value in values.items():
+        if isinstance(value, (int, float)) or (hasattr(value, "ndim") and value.ndim == 0):
+            scalars[key] = float(value)
+        else:
+            arrays[key] = torch.as_tensor(np.asarray(value) if not isinstance(value, Tensor) else value).detach().cpu()
+    return scalars, arrays
+
+
+def _evaluate(model: nn.Module, evaluate: Evaluate | None) -> tuple[dict[str, float], dict[str, Tensor]]:
+    if evaluate is None:
+        return {}, {}
+    was_training = model.training
+    model.eval()
+    try:
+        return _split_evaluation(evaluate(model))
+    finally:
+        model.train(was_training)
+
+
+def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: TrainConfig, *,
+          loss_fn: LossFn = cross_entropy, evaluate: Evaluate | None = None,
+          run_dir: str | os.PathLike | None = None, device: str | torch.device | None = "auto",
+          progress: bool | str = True) -> TrainResult:
+    """Train ``model`` on ``data`` for ``config.steps`` steps and return a :class:`TrainResult`.
+
+    ``data``: ``(x, y)`` tensors (one full batch per step) or a :class:`BatchSource`.
+    ``evaluate(model) -> {name: value}`` runs in eval mode (with its own RNG stream, so it never changes
+    the training trajectory) at step 0, every ``eval_every`` steps and at the end; scalars go into the
+    history, arrays into ``snapshots``.
+    ``run_dir``: if given, checkpoints, the history (CSV) and the final weights go there; a finished
+    run is loaded instead of retrained and an interrupted one (crash, Ctrl-C) resumes from its last
+    checkpoint; a Ctrl-C also checkpoints the last completed step.
+    """
+    device = pick_device(device)
+    source = _as_source(data, config.seed)
+    run = _Run(run_dir, config)
+    model.to(device)
+    if run.finished:
+        return run.load_final(model.to(device))
+    loop = _Loop(model, config, loss_fn, evaluate, device)
+    state = run.load_checkpoint()
+    if state is not None:
+        loop.load_state_dict(state)
+    if loop.log_due():  # step 0, or an interruption between an update and its history row
+        loop.evaluate_and_log()
+    start = loop.completed
+    bar = tqdm(total=config.steps, initial=start, disable=not progress,
+               desc=progress if isinstance(progress, str) else None, leave=False)
+    try:
+        for x, y in _batch_stream(source, start, config.steps):
+            loop.step(*_to_device((x, y), device))
+            bar.update(1)
+            if loop.log_due():
+                bar.set_postfix(loss=f"{loop.evaluate_and_log()['loss']:.4g}")
+            if loop.completed % config.checkpoint_every == 0 and loop.completed < config.steps:
+                run.save_checkpoint(loop.state_dict())
+    except KeyboardInterrupt:
+        if not loop.updating:  # an update cut in half would leave inconsistent weights: keep the last checkpoint
+            run.save_checkpoint(loop.state_dict())
+        raise
+    finally:
+        bar.close()
+    history = pd.DataFrame(loop.history)
+    run.save_final(model, history, loop.snapshots)
+    return TrainResult(model, history, loop.snapshots, resumed_from=start)
+
+
+def _batch_stream(source: BatchSource, start: int, steps: int):
+    """Batches of steps ``start .. steps-1``; epoch ``e`` is ``source.batches(e)``."""
+    per_epoch = len(source)
+    epoch, index = divmod(start, per_epoch)
+    step = start
+    while step < steps:
+        batches = source.batches(epoch)
+        for _ in range(index):  # resume in the middle of an epoch
+            next(batches)
+        for batch in batches:
+            yield batch
+            step += 1
+            if step == steps:
+                return
+        epoch, index = epoch + 1, 0
+
+
+class _Loop:
+    """Training state between steps: model, optimiser, RNG streams, history and the current log window."""
+
+    def __init__(self, model: nn.Module, config: TrainConfig, loss_fn: LossFn, evaluate: Evaluate | None,
+                 device: torch.device):
+        self.model, self.config, self.loss_fn, self.evaluate, self.device = model, config, loss_fn, evaluate, device
+        self.optimizer = _make_optimizer(model, config)
+        self.srip_generator = torch.Generator(device=device).manual_seed(config.seed + 7919)
+        self.history: list[dict[str, float]] = []
+        self.snapshots: list[tuple[int, dict[str, Tensor]]] = []
+        self.window: dict[str, float | Tensor] = {}
+        self.window_count = 0
+        self.completed = 0
+        self.updating = False
+        self.rng = self._rng_state()
+
+    def step(self, x: Tensor, y: Tensor) -> None:
+        """One optimisation step on the batch ``(x, y)``."""
+        self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.config.lr_at(self.completed)
+        terms = _loss_terms(self.model, x, y, self.config, self.loss_fn, self.srip_generator)
+        if not torch.isfinite(terms["loss"]):
+            _raise_non_finite(self.completed, terms)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        self.updating = True
+        self.optimizer.step()
+        self.completed += 1
+        self.updating = False
+        self.rng = self._rng_state()
+        for key, value in terms.items():
+            self.window[key] = self.window.get(key, 0.0) + value.detach()
+        self.window_count += 1
+
+    def log_due(self) -> bool:
+        """Whether the current step should get a history row that it does not have yet."""
+        due = self.completed == 0 or self.completed % self.config.eval_every == 0 or self.completed == self.config.steps
+        return due and not (self.history and self.history[-1]["step"] == self.completed)
+
+    def evaluate_and_log(self) -> dict[str, float]:
+        """Append a history row: mean loss terms since the last row, then the evaluation scalars."""
+        row: dict[str, float] = {"step": self.completed}
+        if self.window_count:
+            row["lr"] = self.config.lr_at(self.completed - 1)
+            row.update({k: float(v) / self.window_count for k, v in self.window.items()})
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            scalars, arrays = _evaluate(self.model, self.evaluate)
+        row.update(scalars)
+        self.history.append(row)
+        if arrays:
+            self.snapshots.append((self.completed, arrays))
+        self.window, self.window_count = {}, 0
+        return row
+
+    def _rng_state(self) -> dict[str, Tensor]:
+        rng = {"torch": torch.get_rng_state(), "srip": self.srip_generator.get_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue after ``completed`` steps exactly as an uninterrupted run."""
+        return {"step": self.completed, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "rng": self.rng, "history": self.history, "snapshots": self.snapshots,
+                "window": {k: float(v) for k, v in self.window.items()}, "window_count": self.window_count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.srip_generator.set_state(state["rng"]["srip"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        self.rng = state["rng"]
+        self.history = list(state["history"])
+        self.snapshots = [(int(s), d) for s, d in state["snapshots"]]
+        self.window, self.window_count = dict(state["window"]), int(state["window_count"])
+        self.completed = int(state["step"])
+
+
+__all__ = [
+    "NonFiniteLossError",
+    "TensorBatches",
+    "TrainConfig",
+    "TrainResult",
+    "epoch_generator",
+    "pick_device",
+    "seed_everything",
+    "train",
+]
