@@ -26,35 +26,50 @@ _MASK64 = (1 << 64) - 1
 
 
 # ----------------------------------------------------------------------------------------- hashing
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    """The splitmix64 finaliser on a uint64 array (wrapping arithmetic)."""
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+_GOLDEN, _MUL1, _MUL2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def _mix_int(x: int) -> int:
+    """The splitmix64 finaliser on a Python int, modulo 2**64."""
+    x = (x + _GOLDEN) & _MASK64
+    x = ((x ^ (x >> 30)) * _MUL1) & _MASK64
+    x = ((x ^ (x >> 27)) * _MUL2) & _MASK64
+    return x ^ (x >> 31)
+
+
+def _mix_array(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser on a 1-d uint64 array (arrays wrap silently; numpy scalars would warn)."""
+    x = x + np.uint64(_GOLDEN)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(_MUL1)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(_MUL2)
     return x ^ (x >> np.uint64(31))
 
 
-def sample_hash(seed: int, epoch: int, index) -> np.ndarray:
-    """64-bit hash of ``(seed, epoch, index)``; ``index`` is an int or int array. Returns uint64, shape of index."""
+def sample_hash(seed: int, epoch: int, index):
+    """64-bit hash of ``(seed, epoch, index)``: a Python int for an int ``index``, else uint64 of its shape."""
+    start = _mix_int(_mix_int(seed & _MASK64) ^ (epoch & _MASK64))
+    if isinstance(index, (int, np.integer)):
+        return _mix_int(start ^ (int(index) & _MASK64))
     shape = np.shape(index)
-    index = np.atleast_1d(np.asarray(index, dtype=np.int64)).astype(np.uint64)  # 1-d: arrays wrap silently
-    h = _splitmix64(np.full(index.shape, seed & _MASK64, dtype=np.uint64))
-    h = _splitmix64(h ^ np.uint64(epoch & _MASK64))
-    return _splitmix64(h ^ index).reshape(shape)
+    index = np.atleast_1d(np.asarray(index, dtype=np.int64)).astype(np.uint64)
+    return _mix_array(np.uint64(start) ^ index).reshape(shape)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """Seed (0 <= s < 2**63) for the shuffle generator of ``epoch``."""
-    return int(sample_hash(seed, epoch, -1)) >> 1
+    return sample_hash(seed, epoch, -1) >> 1
 
 
 def augment_params(seed: int, epoch: int, index, pad: int = 4, flip: bool = True):
     """Crop offsets and flips of items ``index`` in ``epoch``: ``(dy, dx, flipped)``.
 
-    ``dy``, ``dx``: int64 in ``0..2*pad`` (top-left corner of the crop in the padded image; ``pad``
-    means no shift); ``flipped``: bool, always False unless ``flip``. Each has the shape of ``index``.
+    ``dy``, ``dx`` in ``0..2*pad`` (top-left corner of the crop in the padded image; ``pad`` means no
+    shift); ``flipped`` always False unless ``flip``. Python ints and a bool for an int ``index``,
+    else int64 and bool arrays of its shape; both give the same values.
     """
     h = sample_hash(seed, epoch, index)
+    if isinstance(h, int):
+        return h % (2 * pad + 1), (h >> 21) % (2 * pad + 1), flip and bool((h >> 42) & 1)
     span = np.uint64(2 * pad + 1)
     dy = (h % span).astype(np.int64)
     dx = ((h >> np.uint64(21)) % span).astype(np.int64)
@@ -100,9 +115,21 @@ def _stats_tensors(images, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
+def _affine(mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return 1.0 / (255.0 * std), mean / std
+
+
+def _apply(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    return x.to(torch.float32).mul_(scale).sub_(shift)
+
+
 def normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[..., C, H, W]`` -> float32 ``(x / 255 - mean) / std``; ``mean``, ``std`` float32 ``[C, 1, 1]``."""
-    return (x.to(torch.float32) / 255.0 - mean) / std
+    """uint8 ``[..., C, H, W]`` -> float32 ``(x / 255 - mean) / std``; ``mean``, ``std`` float32 ``[C, 1, 1]``.
+
+    Computed as ``x * (1 / (255 std)) - mean / std`` on one float32 copy: the same arithmetic for single
+    images and for batches, so both give identical values.
+    """
+    return _apply(x, *_affine(mean, std))
 
 
 # ----------------------------------------------------------------------------------- augmentation
@@ -113,16 +140,17 @@ def augment_batch(x: torch.Tensor, dy, dx, flipped, pad: int = 4) -> torch.Tenso
     ``[B]``. Output ``[B, C, H, W]``: item b shows the zero-padded image's window whose top-left
     corner is ``(dy[b], dx[b])``, mirrored left-right where ``flipped[b]``.
     """
-    b, _, h, w = x.shape
+    b, c, h, w = x.shape
+    wp = w + 2 * pad
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad)) if pad else x
-    dy, dx = torch.as_tensor(dy, dtype=torch.long), torch.as_tensor(dx, dtype=torch.long)
-    flipped = torch.as_tensor(flipped, dtype=torch.bool)
-    cols = torch.arange(w)
-    cols = torch.where(flipped[:, None], cols.flip(0), cols) + dx[:, None]  # [B, W]
-    rows = torch.arange(h) + dy[:, None]  # [B, H]
-    batch = torch.arange(b)[:, None, None]
-    # Advanced indices split by the channel slice go first: result [B, H, W, C].
-    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    # Flat index of each output pixel in a padded plane: a fixed pattern plus a per-image offset.
+    rows, cols = torch.arange(h)[:, None] * wp, torch.arange(w)
+    straight, mirrored = (rows + cols).reshape(1, h * w), (rows + cols.flip(0)).reshape(1, h * w)
+    flipped = torch.as_tensor(flipped, dtype=torch.bool)[:, None]
+    offset = torch.as_tensor(dy, dtype=torch.long) * wp + torch.as_tensor(dx, dtype=torch.long)
+    index = torch.where(flipped, mirrored, straight) + offset[:, None]  # [B, H*W]
+    out = padded.reshape(b, c, -1).gather(2, index[:, None, :].expand(b, c, h * w))
+    return out.reshape(b, c, h, w)
 
 
 def _augment_one(x: torch.Tensor, dy: int, dx: int, flipped: bool, pad: int) -> torch.Tensor:
@@ -152,6 +180,7 @@ class ImageDataset(Dataset):
         self.images = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))  # [N, C, H, W]
         self.labels = torch.from_numpy(labels)
         self.mean, self.std = _stats_tensors(images, mean, std)
+        self._scale, self._shift = _affine(self.mean, self.std)
         self.augment, self.flip, self.pad, self.seed = augment, flip, pad, seed
         self.epoch = 0
 
@@ -167,8 +196,8 @@ class ImageDataset(Dataset):
         x = self.images[index]
         if self.augment:
             dy, dx, flipped = augment_params(self.seed, epoch, index, self.pad, self.flip)
-            x = _augment_one(x, int(dy), int(dx), bool(flipped), self.pad)
-        return normalise(x, self.mean, self.std), self.labels[index]
+            x = _augment_one(x, dy, dx, flipped, self.pad)
+        return _apply(x, self._scale, self._shift), self.labels[index]
 
 
 class _EpochSampler(Sampler):
@@ -261,8 +290,8 @@ class ImageBatches:
         d = self.dataset
         for k in range(len(self)):
             index = order[k * self.batch_size : (k + 1) * self.batch_size]
-            x = d.images[index]
+            x = d.images.index_select(0, index)
             if d.augment:
                 dy, dx, flipped = augment_params(d.seed, epoch, index.numpy(), d.pad, d.flip)
                 x = augment_batch(x, dy, dx, flipped, d.pad)
-            yield normalise(x, d.mean, d.std), d.labels[index]
+            yield _apply(x, d._scale, d._shift), d.labels[index]
