@@ -228,6 +228,35 @@ def test_download_over_local_http(tmp_path, source, http_server):
     assert not (tmp_path / "bad.bin").exists() and not list(tmp_path.glob(".*part"))
 
 
+class _Truncated(http.server.BaseHTTPRequestHandler):
+    """Promises 100000 bytes, sends 10 and hangs up."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        self.wfile.write(b"0123456789")
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_interrupted_download_leaves_nothing(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Truncated)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(OSError, match="10 of 100000 bytes"):
+            download(f"http://127.0.0.1:{server.server_address[1]}/x", tmp_path / "x.bin", md5="0" * 32, timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---------------------------------------------------------------------------------------- extraction
 def _tar(path, folder, arcname) -> None:
     with tarfile.open(path, "w:gz") as tar:

@@ -53,7 +53,8 @@ def download(
 
     The bytes stream into a temporary file next to ``dest``, which is renamed onto ``dest`` only once
     the digest matches, so ``dest`` is never half-written. On a mismatch the temporary file is deleted
-    and :class:`ChecksumError` names both digests. An existing ``dest`` with the right digest is kept
+    and :class:`ChecksumError` names both digests; a transfer shorter than its Content-Length raises
+    OSError. An existing ``dest`` with the right digest is kept
     without downloading. Returns ``dest`` as a Path.
     """
     algorithm, expected = _expected(sha256, md5)
@@ -67,13 +68,17 @@ def download(
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
-        h = hashlib.new(algorithm)
+        h, size = hashlib.new(algorithm), 0
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            promised = response.headers.get("Content-Length")
             while chunk := response.read(chunk_size):
                 h.update(chunk)
                 out.write(chunk)
+                size += len(chunk)
             out.flush()
             os.fsync(out.fileno())
+        if promised is not None and size != int(promised):
+            raise OSError(f"{url}: connection ended after {size} of {promised} bytes; nothing was written to {dest}")
         actual = h.hexdigest()
         if actual != expected:
             raise ChecksumError(f"{url}: {algorithm} is {actual}, expected {expected}; nothing was written to {dest}")
