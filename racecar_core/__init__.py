@@ -21,10 +21,18 @@ from .reverse import (
     rr_loss,
     weight_layers,
 )
+from .batches import TensorBatches
+from .training import NonFiniteLossError, TrainConfig, TrainResult, seed_everything, train
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "NonFiniteLossError",
+    "TensorBatches",
+    "TrainConfig",
+    "TrainResult",
+    "seed_everything",
+    "train",
     "Residual",
     "ReverseWalk",
     "Tape",

@@ -36,6 +36,7 @@ class Param:
     choices: tuple | None = None
     min: float | None = None
     max: float | None = None
+    folder: bool = False  # a non-empty value must be an existing folder
 
     def parse(self, text: str) -> Any:
         """Convert a command-line string to this parameter's type (``none`` gives the preset's value)."""
@@ -65,6 +66,8 @@ class Param:
             raise ParameterError(f"parameter {self.name!r} must be >= {self.min}, got {value!r}")
         if self.max is not None and value > self.max:
             raise ParameterError(f"parameter {self.name!r} must be <= {self.max}, got {value!r}")
+        if self.folder and value and not Path(value).expanduser().is_dir():
+            raise ParameterError(f"parameter {self.name!r}: folder {value!r} does not exist. {self.help}")
         return value
 
 

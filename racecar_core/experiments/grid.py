@@ -12,7 +12,7 @@ import pandas as pd
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..train import Evaluate, LossFn, TrainConfig, TrainResult, seed_everything, train
+from ..training import Evaluate, LossFn, TrainConfig, TrainResult, seed_everything, train
 
 
 @dataclass(frozen=True)

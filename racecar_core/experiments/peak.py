@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from .. import metrics, models, svd
 from ..chapters import Chapter, Param
-from ..train import TrainConfig
+from ..training import TrainConfig
 from .grid import Grid, std_ort_rr, train_grid
 from .mnist import LOSSES
 
@@ -31,7 +31,8 @@ CHAPTER = Chapter(
         Param("n_test", int, 5, "test images per class (authors: 5)", min=1, max=100_000),
         Param("data_seed", int, 0, "seed of the generated peak images", min=0),
         Param("snapshot_every", int, None, "steps between reconstruction snapshots", min=1),
-        Param("data_dir", str, "", "'' for generated peak images, or the authors' folder with 0/*.png and 1/*.png"),
+        Param("data_dir", str, "", "'' for generated peak images, or the authors' folder with 0/*.png and 1/*.png "
+              "(github.com/tum-pbs/racecar, SVD-example/peak)", folder=True),
     ),
     presets={
         "smoke": {"seeds": 1, "steps": 40, "snapshot_every": 20},

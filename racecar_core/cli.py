@@ -1,0 +1,147 @@
+"""The ``racecar`` command: run one chapter with papermill, or build the book.
+
+    racecar list
+    racecar run CHAPTER [--preset P] [-p NAME VALUE]... [--out DIR]
+    racecar book [--execute cache|force|off]
+
+Every parameter is checked before anything runs; a failed run leaves its training checkpoints (to
+resume by running the same command again) but no notebook or metrics file in ``runs/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .chapters import PRESET_HELP, PRESETS, Chapter, ParameterError, chapters, get_chapter
+from .runs import REPO_ROOT
+
+RESERVED = ("preset", "run_dir")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="racecar", description="Run the chapters of the racecar reproduction book.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the chapters, their parameters and presets")
+    run = sub.add_parser("run", help="execute one chapter notebook with papermill into runs/")
+    run.add_argument("chapter", help="chapter name (see 'racecar list')")
+    run.add_argument("--preset", default="cpu", help=f"one of {', '.join(PRESETS)} (default: cpu)")
+    run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="set a chapter parameter; repeatable")
+    run.add_argument("--out", help="run directory (default: runs/CHAPTER/PRESET[-NAME=VALUE...])")
+    run.add_argument("--no-progress", action="store_true", help="do not stream the notebook's output")
+    book = sub.add_parser("book", help="execute every chapter and build the HTML book into _build/html")
+    book.add_argument("--execute", choices=("cache", "force", "off"), default=None,
+                      help="notebook execution mode (default: the one in _config.yml)")
+    return parser
+
+
+def parse_params(chapter: Chapter, pairs: list[list[str]]) -> dict[str, Any]:
+    """``[[name, text], ...]`` from the command line → typed values; unknown names and bad values raise."""
+    values: dict[str, Any] = {}
+    for name, text in pairs:
+        if name in RESERVED:
+            raise ParameterError(f"set {name!r} with --{'preset' if name == 'preset' else 'out'}, not -p")
+        values[name] = chapter.param(name).parse(text)
+    return values
+
+
+def default_run_dir(chapter: Chapter, preset: str, values: dict[str, Any]) -> Path:
+    """``runs/<chapter>/<preset>[-name=value...]``: the same command always maps to the same folder."""
+    parts = [preset] + [f"{k}={v}" for k, v in sorted(values.items())]
+    name = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", "-".join(parts))
+    return REPO_ROOT / "runs" / chapter.name / name
+
+
+def run_chapter(chapter: Chapter, preset: str, values: dict[str, Any], out: Path, progress: bool = True) -> Path:
+    """Execute the chapter notebook into ``out``; returns the executed notebook's path."""
+    import papermill
+
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    final = out / f"{chapter.name}.ipynb"
+    scratch = Path(tempfile.mkdtemp(prefix=f"racecar-{chapter.name}-"))
+    partial = scratch / final.name
+    params = {"preset": preset, "run_dir": str(out.resolve()), **values}
+    try:
+        papermill.execute_notebook(str(chapter.notebook_path()), str(partial), parameters=params,
+                                   cwd=str(chapter.notebook_path().parent), log_output=progress,
+                                   progress_bar=False, kernel_name="python3")
+    except BaseException:
+        if created and not any(out.iterdir()):
+            out.rmdir()
+        print(f"racecar: chapter {chapter.name!r} failed; the executed notebook is kept at {partial}", file=sys.stderr)
+        if any(out.glob("*")):
+            print(f"racecar: finished trainings and checkpoints in {out} are reused when you run the same command again",
+                  file=sys.stderr)
+        raise
+    shutil.move(str(partial), final)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return final
+
+
+def build_book(execute: str | None) -> int:
+    """``jupyter-book build`` of the repository (warnings are errors); returns its exit status."""
+    command = ["jupyter-book", "build", str(REPO_ROOT), "-W", "-n", "--keep-going"]
+    if execute:
+        import yaml
+
+        config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+        config.setdefault("execute", {})["execute_notebooks"] = execute
+        override = REPO_ROOT / "_build" / f"_config.{execute}.yml"
+        override.parent.mkdir(exist_ok=True)
+        override.write_text(yaml.safe_dump(config, sort_keys=False))
+        command += ["--config", str(override)]
+    jb = Path(sys.executable).with_name("jupyter-book")
+    command[0] = str(jb) if jb.exists() else command[0]
+    status = subprocess.call(command, cwd=REPO_ROOT)
+    if status == 0:
+        print(f"racecar: book built: {REPO_ROOT / '_build' / 'html' / 'index.html'}")
+    return status
+
+
+def list_chapters() -> None:
+    for name, chapter in chapters().items():
+        print(f"{name}: {chapter.title}  ({chapter.notebook})")
+        for p in chapter.params:
+            preset_values = ", ".join(f"{k}={chapter.presets[k][p.name]}" for k in PRESETS if p.name in chapter.presets[k])
+            default = f"default {p.default!r}" if p.default is not None else f"presets: {preset_values}"
+            print(f"  -p {p.name} {p.type.__name__:<5}  {p.help} ({default})")
+        print()
+    print("presets: " + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "list":
+        list_chapters()
+        return 0
+    if args.command == "book":
+        return build_book(args.execute)
+    try:
+        chapter = get_chapter(args.chapter)
+        values = parse_params(chapter, args.param)
+        chapter.configure(args.preset, **values)  # validates types, ranges and data folders
+    except (ParameterError, FileNotFoundError) as error:
+        print(f"racecar: error: {error}", file=sys.stderr)
+        return 2
+    out = Path(args.out).resolve() if args.out else default_run_dir(chapter, args.preset, values)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        final = run_chapter(chapter, args.preset, values, out, progress=not args.no_progress)
+    except Exception as error:  # papermill reports the failing cell
+        print(f"racecar: error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print(f"racecar: {final}\nracecar: {out / 'metrics.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""The tied reverse pass: every rule against its formula, adjoint identities, modes, gradients, errors."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import racecar_core as rc
+from racecar_core.reverse import ReverseWalk, find_rule, record
+
+
+@pytest.fixture(autouse=True)
+def _float64_and_seed():
+    """Adjoint identities hold to ~1e-12 in float64; restore the default dtype afterwards."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    torch.manual_seed(0)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def adjoint(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Apply ``module``'s reverse rule to ``y`` after recording a forward pass on ``x``."""
+    _, tape = record(module, x)
+    return find_rule(module).fn(module, y, ReverseWalk(tape))
+
+
+# --------------------------------------------------------------------------------------------------
+# Weight layers
+# --------------------------------------------------------------------------------------------------
+
+
+def test_linear_rule_subtracts_bias_then_applies_transpose():
+    layer = nn.Linear(5, 3)
+    x, s = torch.randn(4, 5), torch.randn(4, 3)
+    assert torch.allclose(adjoint(layer, x, s), (s - layer.bias) @ layer.weight)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("padding", [0, 1, 2])
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("size", [(9, 9), (10, 7)])
+def test_conv2d_rule_is_exact_adjoint(stride, padding, groups, size):
+    conv = nn.Conv2d(4, 6, 3, stride=stride, padding=padding, groups=groups, bias=False)
+    x = torch.randn(2, 4, *size)
+    y = torch.randn_like(conv(x))
+    x_adj = adjoint(conv, x, y)
+    assert x_adj.shape == x.shape
+    assert torch.allclose((conv(x) * y).sum(), (x * x_adj).sum())
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "circular", "reflect", "replicate"])
+@pytest.mark.parametrize("padding,stride,dilation,kernel", [(1, 1, 1, 3), (2, 2, 1, 5), ("same", 1, 2, 3), ("same", 1, 1, 4), ("valid", 2, 1, 3)])
+def test_conv2d_adjoint_for_every_padding_mode(padding_mode, padding, stride, dilation, kernel):
+    conv = nn.Conv2d(3, 5, kernel, stride=stride, padding=padding, dilation=dilation, padding_mode=padding_mode, bias=False)
+    x = torch.randn(2, 3, 11, 8)
+    y = torch.randn_like(conv(x))
+    x_adj = adjoint(conv, x, y)
+    assert x_adj.shape == x.shape
+    assert torch.allclose((conv(x) * y).sum(), (x * x_adj).sum())
+
+
+def test_conv2d_rule_subtracts_bias_per_channel():
+    conv = nn.Conv2d(2, 3, 3, padding=1)
+    x, y = torch.randn(1, 2, 5, 5), torch.randn(1, 3, 5, 5)
+    expected = F.conv_transpose2d(y - conv.bias.view(1, 3, 1, 1), conv.weight, padding=1)
+    assert torch.allclose(adjoint(conv, x, y), expected)
+
+
+@pytest.mark.parametrize("cls,dims", [(nn.Conv1d, 1), (nn.Conv3d, 3)])
+def test_conv1d_conv3d_adjoint(cls, dims):
+    conv = cls(2, 3, 3, stride=2, padding=1, bias=False)
+    x = torch.randn(2, 2, *([7] * dims))
+    y = torch.randn_like(conv(x))
+    assert torch.allclose((conv(x) * y).sum(), (x * adjoint(conv, x, y)).sum())
+
+
+def test_conv_transpose2d_adjoint_is_conv():
+    layer = nn.ConvTranspose2d(4, 3, 4, stride=2, padding=1, bias=False)
+    x = torch.randn(2, 4, 5, 5)
+    y = torch.randn_like(layer(x))
+    assert torch.allclose((layer(x) * y).sum(), (x * adjoint(layer, x, y)).sum())
+
+
+@pytest.mark.parametrize("pool,size", [(nn.AdaptiveAvgPool2d(1), 8), (nn.AdaptiveAvgPool2d(2), 8), (nn.AvgPool2d(2), 8), (nn.AvgPool2d(3, stride=2, padding=1), 9)])
+def test_average_pooling_adjoint(pool, size):
+    x = torch.randn(2, 3, size, size)
+    y = torch.randn_like(pool(x))
+    x_adj = adjoint(pool, x, y)
+    assert x_adj.shape == x.shape
+    assert torch.allclose((pool(x) * y).sum(), (x * x_adj).sum())
+
+
+# --------------------------------------------------------------------------------------------------
+# The authors' rule for normalisation + activation, and the pairs
+# --------------------------------------------------------------------------------------------------
+
+
+def peak_like():
+    return nn.Sequential(nn.Linear(12, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3), nn.BatchNorm1d(3), nn.ReLU())
+
+
+def test_bn_and_activation_applied_after_transpose_as_in_authors_code():
+    model = peak_like()
+    l1, bn1, _, l2, _, _ = model
+    x = torch.randn(16, 12)
+    pairs = rc.reverse_pass(model, x)
+    h1 = model[:3](x)
+    out = model(x)
+    h1_rec = F.relu(F.batch_norm((out - l2.bias) @ l2.weight, None, None, bn1.weight, bn1.bias, True, 0.0, bn1.eps))
+    x_rec = (h1_rec - l1.bias) @ l1.weight
+    assert [p[0].shape for p in pairs] == [x.shape, h1.shape]
+    assert torch.allclose(pairs[0][0], x) and torch.allclose(pairs[1][0], h1)
+    assert torch.allclose(pairs[1][1], h1_rec) and torch.allclose(pairs[0][1], x_rec)
+
+
+def test_reverse_pass_does_not_touch_bn_running_stats_by_default():
+    model = peak_like()
+    x = torch.randn(16, 12)
+    model(x)  # one forward update
+    before = [b.clone() for b in model.buffers()]
+    _, tape = record(model, x)
+    after_forward = [b.clone() for b in model.buffers()]
+    rc.reverse(tape)
+    assert all(torch.equal(a, b) for a, b in zip(after_forward, model.buffers()))
+    rc.reverse(tape, update_bn_stats=True)
+    assert not torch.equal(after_forward[0], model[1].running_mean)
+    assert not all(torch.equal(a, b) for a, b in zip(before, after_forward))  # the forward itself did update
+
+
+def test_eval_mode_reverse_uses_running_statistics():
+    model = peak_like()
+    for _ in range(3):
+        model(torch.randn(16, 12) + 2)
+    model.eval()
+    l1, bn1, _, l2, _, _ = model
+    x = torch.randn(4, 12)
+    out = model(x)
+    h1_rec = F.relu(bn1((out - l2.bias) @ l2.weight))
+    assert torch.allclose(rc.reverse_pass(model, x)[1][1], h1_rec)
+
+
+def test_output_activation_is_not_reapplied():
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh())
+    x = torch.randn(5, 4)
+    out = model(x)
+    (d, d_rec), = rc.reverse_pass(model, x)
+    assert torch.allclose(d_rec, (out - model[0].bias) @ model[0].weight)
+
+
+def test_nested_sequential_gives_same_pairs_as_flat():
+    flat = peak_like()
+    nested = nn.Sequential(nn.Sequential(flat[0], nn.Sequential(flat[1], flat[2])), nn.Sequential(*flat[3:]))
+    x = torch.randn(16, 12)
+    for (a, ar), (b, br) in zip(rc.reverse_pass(flat, x), rc.reverse_pass(nested, x)):
+        assert torch.allclose(a, b) and torch.allclose(ar, br)
+
+
+def test_flatten_unflatten_and_conv_pairs_have_forward_shapes():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 10),
+                          nn.ReLU(), nn.Linear(10, 64), nn.Unflatten(1, (4, 4, 4)), nn.Conv2d(4, 2, 1))
+    x = torch.randn(3, 1, 7, 7)
+    pairs = rc.reverse_pass(model, x)
+    assert [tuple(d.shape) for d, _ in pairs] == [(3, 1, 7, 7), (3, 64), (3, 10), (3, 4, 4, 4)]
+    assert all(d.shape == r.shape for d, r in pairs)
+
+
+def test_dropout_is_identity_in_reverse():
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Dropout(0.5), nn.Linear(5, 2))
+    model.train()
+    x = torch.randn(8, 6)
+    _, tape = record(model, x)
+    out = tape.output
+    h_rec = F.relu((out - model[3].bias) @ model[3].weight)
+    assert torch.allclose(rc.reverse(tape)[1][1], h_rec)
+
+
+def test_modes_first_and_local():
+    model = peak_like()
+    l1, bn1, _, l2, _, _ = model
+    x = torch.randn(16, 12)
+    full = rc.reverse_pass(model, x, "full")
+    first = rc.reverse_pass(model, x, "first")
+    local = rc.reverse_pass(model, x, "local")
+    assert len(first) == 1 and torch.allclose(first[0][1], full[0][1])
+    h1 = model[:3](x)
+    assert torch.allclose(local[0][1], (h1 - l1.bias) @ l1.weight)  # from its own forward output
+    assert torch.allclose(local[1][1], full[1][1])  # the top layer starts from the output either way
+    assert not torch.allclose(local[0][1], full[0][1])
+
+
+def test_reconstruction_loss_reductions_match_authors_formula():
+    model = peak_like()
+    x = torch.randn(16, 12)
+    pairs = rc.reverse_pass(model, x)
+    expected_sum = sum(0.5 * ((d - r) ** 2).sum() for d, r in pairs)
+    expected_mean = sum(0.5 * ((d - r) ** 2).sum() / d.numel() for d, r in pairs)
+    assert torch.allclose(rc.rr_loss(model, x), expected_sum)
+    assert torch.allclose(rc.rr_loss(model, x, reduction="mean"), expected_mean)
+    with pytest.raises(ValueError, match="reduction"):
+        rc.rr_loss(model, x, reduction="max")
+    with pytest.raises(ValueError, match="mode"):
+        rc.rr_loss(model, x, mode="everything")
+
+
+def test_gradients_reach_every_weight_and_flow_through_both_sides():
+    model = peak_like()
+    x = torch.randn(16, 12)
+    rc.rr_loss(model, x).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    full_grad = model[0].weight.grad.clone()
+    # the same loss with the forward side detached has a different gradient: both sides are trained
+    model.zero_grad()
+    pairs = rc.reverse_pass(model, x)
+    sum(0.5 * ((d.detach() - r) ** 2).sum() for d, r in pairs).backward()
+    assert not torch.allclose(model[0].weight.grad, full_grad)
+
+
+# --------------------------------------------------------------------------------------------------
+# Residual blocks
+# --------------------------------------------------------------------------------------------------
+
+
+def test_residual_rule_sums_branch_and_shortcut_after_post():
+    conv1, conv2 = nn.Conv2d(3, 3, 3, padding=1), nn.Conv2d(3, 3, 3, padding=1)
+    block = rc.Residual(nn.Sequential(conv1, nn.ReLU(), conv2), post=nn.ReLU())
+    stem = nn.Conv2d(2, 3, 1)
+    model = nn.Sequential(stem, nn.Tanh(), block, nn.Flatten(), nn.Linear(3 * 5 * 5, 4))
+    x = torch.randn(2, 2, 5, 5)
+    out = model(x)
+    fc = model[4]
+    s = torch.relu(((out - fc.bias) @ fc.weight).reshape(2, 3, 5, 5))  # block.post applied to the block's reverse input
+    t = torch.relu(F.conv_transpose2d(s - conv2.bias.view(1, 3, 1, 1), conv2.weight, padding=1))
+    block_in_rec = torch.tanh(F.conv_transpose2d(t - conv1.bias.view(1, 3, 1, 1), conv1.weight, padding=1) + s)
+    x_rec = F.conv_transpose2d(block_in_rec - stem.bias.view(1, 3, 1, 1), stem.weight)
+    pairs = rc.reverse_pass(model, x)
+    assert len(pairs) == 4  # stem, conv1, conv2, fc
+    assert torch.allclose(pairs[1][1], block_in_rec)  # conv1 reconstructs the block input (sum of both paths)
+    assert torch.allclose(pairs[0][1], x_rec)
+
+
+def test_residual_with_projection_shortcut_is_adjoint_without_nonlinearity():
+    block = rc.Residual(nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=False), shortcut=nn.Conv2d(4, 6, 1, stride=2, bias=False))
+    x = torch.randn(2, 4, 9, 9)
+    y = torch.randn_like(block(x))
+    assert torch.allclose((block(x) * y).sum(), (x * adjoint(block, x, y)).sum())
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry and errors
+# --------------------------------------------------------------------------------------------------
+
+
+class Scale(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gain = nn.Parameter(torch.tensor(2.0))
+
+    def forward(self, x):
+        return self.gain * x
+
+
+def test_unsupported_layer_raises_type_error_naming_it():
+    model = nn.Sequential(nn.Linear(3, 3), Scale(), nn.Linear(3, 2))
+    with pytest.raises(TypeError, match=r"Scale.*register_reverse_rule"):
+        rc.reverse_pass(model, torch.randn(2, 3))
+    with pytest.raises(rc.UnsupportedLayerError):
+        rc.reverse_pass(nn.Sequential(nn.Linear(3, 3), nn.MaxPool1d(1)), torch.randn(2, 1, 3))
+
+
+def test_a_registered_rule_extends_the_reverse_pass():
+    class Shift(nn.Module):  # a user's own pointwise layer
+        def forward(self, x):
+            return x + 1.0
+
+    rc.register_reverse_rule(Shift, kind="pointwise")(lambda m, s, walk: m(s))
+    model = nn.Sequential(nn.Linear(3, 4), Shift(), nn.Linear(4, 2))
+    x = torch.randn(5, 3)
+    out = model(x)
+    h_rec = (out - model[2].bias) @ model[2].weight + 1.0
+    assert torch.allclose(rc.reverse_pass(model, x)[1][1], h_rec)
+
+
+def test_register_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="kind"):
+        rc.register_reverse_rule(nn.Linear, kind="other")
+    with pytest.raises(TypeError):
+        rc.register_reverse_rule(int)
+
+
+def test_module_called_twice_is_refused():
+    relu = nn.ReLU()
+    model = nn.Sequential(nn.Linear(3, 3), relu, nn.Linear(3, 3), relu)
+    with pytest.raises(RuntimeError, match="called twice"):
+        rc.reverse_pass(model, torch.randn(2, 3))
+
+
+def test_model_without_weight_layer_is_refused():
+    with pytest.raises(ValueError, match="no weight layer"):
+        rc.reverse_pass(nn.Sequential(nn.ReLU()), torch.randn(2, 3))
+
+
+def test_parametrized_weights_are_used_consistently():
+    layer = nn.utils.parametrizations.orthogonal(nn.Linear(6, 4, bias=False))
+    model = nn.Sequential(layer)
+    x = torch.randn(3, 6)
+    (d, d_rec), = rc.reverse_pass(model, x)
+    w = layer.weight
+    assert torch.allclose(d_rec, x @ w.t() @ w)
+
+
+def test_layer_activations_lists_inputs_then_output():
+    model = peak_like()
+    x = torch.randn(16, 12)
+    acts = rc.layer_activations(model, x)
+    assert len(acts) == 3 and torch.equal(acts[0], x) and torch.allclose(acts[2], model(x))
+
+
+# --------------------------------------------------------------------------------------------------
+# The SVD property (paper, Sec. 3): RR makes the data's span right singular vectors with σ = 1
+# --------------------------------------------------------------------------------------------------
+
+
+def test_rr_training_embeds_the_images_in_the_top_singular_vectors():
+    from racecar_core import svd
+
+    k = 3
+    images = torch.rand(k, 64) * (torch.rand(k, 64) < 0.4)
+    images = images / images.norm(dim=1, keepdim=True)
+    layer = nn.Linear(64, 16, bias=False)
+    with torch.no_grad():
+        layer.weight.mul_(0.5)  # every initial σ < 1, so the σ = 1 data directions become the top ones
+    model = nn.Sequential(layer)
+    before = svd.data_embedding(layer.weight, images, k)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(600):
+        opt.zero_grad()
+        rc.rr_loss(model, images).backward()
+        opt.step()
+    after = svd.data_embedding(layer.weight, images, k)
+    assert before.angles.max() > 45
+    assert after.angles.max() < 2.0, after.angles
+    assert abs(after.singular_values - 1).max() < 0.02, after.singular_values
