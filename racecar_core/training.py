@@ -164,9 +164,9 @@ class _Run:
     """Files of one training run: ``checkpoint.pt`` while running; ``model.pt``, ``history.csv``,
     ``snapshots.pt`` and ``config.json`` once finished."""
 
-    def __init__(self, run_dir: str | os.PathLike | None, config: TrainConfig):
+    def __init__(self, run_dir: str | os.PathLike | None, config: TrainConfig, identity: Mapping[str, Any] | None):
         self.dir = Path(run_dir) if run_dir else None
-        self.config = _config_dict(config)
+        self.config = {**_config_dict(config), **({"identity": json.loads(json.dumps(dict(identity)))} if identity else {})}
         if self.dir:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._check_config()
@@ -248,8 +248,8 @@ def _evaluate(model: nn.Module, evaluate: Evaluate | None) -> tuple[dict[str, fl
 
 def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: TrainConfig, *,
           loss_fn: LossFn = cross_entropy, evaluate: Evaluate | None = None,
-          run_dir: str | os.PathLike | None = None, device: str | torch.device | None = "auto",
-          progress: bool | str = True) -> TrainResult:
+          run_dir: str | os.PathLike | None = None, identity: Mapping[str, Any] | None = None,
+          device: str | torch.device | None = "auto", progress: bool | str = True) -> TrainResult:
     """Train ``model`` on ``data`` for ``config.steps`` steps and return a :class:`TrainResult`.
 
     ``data``: ``(x, y)`` tensors (one full batch per step) or a :class:`BatchSource`.
@@ -259,10 +259,12 @@ def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: T
     ``run_dir``: if given, checkpoints, the history (CSV) and the final weights go there; a finished
     run is loaded instead of retrained and an interrupted one (crash, Ctrl-C) resumes from its last
     checkpoint; a Ctrl-C also checkpoints the last completed step.
+    ``identity``: JSON-able settings outside ``config`` that define the run (model, loss, data); a
+    ``run_dir`` holding a run with another config or identity is refused.
     """
     device = pick_device(device)
     source = _as_source(data, config.seed)
-    run = _Run(run_dir, config)
+    run = _Run(run_dir, config, identity)
     model.to(device)
     if run.finished:
         return run.load_final(model.to(device))

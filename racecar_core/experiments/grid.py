@@ -57,12 +57,14 @@ class Grid:
 def train_grid(variants: Sequence[Variant], seeds: Sequence[int], *, make_model: Callable[[], nn.Module],
                data, base: TrainConfig, measure: Callable[[nn.Module], Mapping[str, Any]],
                loss_fn: LossFn | None = None, evaluate: Evaluate | None = None,
-               run_dir: str | Path | None = None, tag: str = "", progress: bool = True) -> Grid:
+               run_dir: str | Path | None = None, identity: Mapping[str, Any] | None = None,
+               tag: str = "", progress: bool = True) -> Grid:
     """Train every variant for every seed and measure the final models.
 
     For each run the global RNGs are seeded with the seed before ``make_model()``, so the variants of
     one seed start from identical weights. With ``run_dir`` each run keeps its files in
-    ``run_dir/<tag><variant>-seed<seed>/`` and a repeated call resumes or reloads them.
+    ``run_dir/<tag><variant>-seed<seed>/`` and a repeated call resumes or reloads them; ``identity``
+    (model, loss, data, ...) is recorded there so a folder is never reused for a different experiment.
     """
     grid = Grid()
     jobs = [(v, s) for v in variants for s in seeds]
@@ -74,7 +76,7 @@ def train_grid(variants: Sequence[Variant], seeds: Sequence[int], *, make_model:
         subdir = Path(run_dir) / f"{tag}{variant.name}-seed{seed}" if run_dir else None
         kwargs = {"loss_fn": loss_fn} if loss_fn is not None else {}
         result = train(model, data, variant.config(base, seed), evaluate=evaluate, run_dir=subdir,
-                       progress=False, **kwargs)
+                       identity={"variant": variant.name, **(identity or {})}, progress=False, **kwargs)
         grid.runs[(variant.name, seed)] = result
         grid.rows.append({"variant": variant.name, "seed": seed, **measure(result.model)})
     outer.close()

@@ -131,5 +131,6 @@ def run(cfg, data: Digits, *, init: str = "glorot", loss: str | None = None, run
         std_ort_rr(cfg.lambda_rr, cfg.lambda_ort), range(cfg.seeds),
         make_model=lambda: make_model(init), data=(data.x_train, data.y_train), base=base,
         measure=lambda m: measure(m, data), loss_fn=LOSSES[loss or cfg.loss], evaluate=snapshot(data),
-        run_dir=run_dir or None, tag=tag, progress=progress,
+        run_dir=run_dir or None, identity={"init": init, "loss": loss or cfg.loss, "data": data.source},
+        tag=tag, progress=progress,
     )

@@ -134,5 +134,7 @@ def run(cfg, data: PeakData, *, run_dir: str = "", progress: bool = True) -> Gri
     return train_grid(
         std_ort_rr(cfg.lambda_rr, cfg.lambda_ort), range(cfg.seeds), make_model=models.peak_mlp,
         data=(data.x_train, data.y_train), base=base, measure=lambda m: measure(m, data),
-        loss_fn=LOSSES[cfg.loss], evaluate=snapshot(data), run_dir=run_dir or None, progress=progress,
+        loss_fn=LOSSES[cfg.loss], evaluate=snapshot(data), run_dir=run_dir or None,
+        identity={"loss": cfg.loss, "data": data.source, "n_train": cfg.n_train, "n_test": cfg.n_test},
+        progress=progress,
     )
