@@ -1,8 +1,36 @@
 """Data sets: generated in code or read from a user's folder; nothing is downloaded at run time."""
 
-# --- image classification (CIFAR readers, opt-in download, Fashion-MNIST stand-in, batches) ---
 from .cifar import CIFAR10_CLASSES, cifar_class_names, load_cifar10, load_cifar100
 from .download import ChecksumError, download, download_cifar, extract_tar
 from .fashion import FASHION_MNIST_CLASSES, load_fashion_mnist, to_cifar_shape
 from .images import ImageBatches, ImageDataset, augment_batch, channel_stats, make_loader
-# --- end image classification ---
+from .mnist import load_authors_mnist_pngs, load_mnist_idx, mnist_pair, mnist_subset
+from .peak import PEAK_STAMP, STROKE_KINDS, load_peak_folder, make_peak, peak_split
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "ChecksumError",
+    "FASHION_MNIST_CLASSES",
+    "ImageBatches",
+    "ImageDataset",
+    "PEAK_STAMP",
+    "STROKE_KINDS",
+    "augment_batch",
+    "channel_stats",
+    "cifar_class_names",
+    "download",
+    "download_cifar",
+    "extract_tar",
+    "load_authors_mnist_pngs",
+    "load_cifar10",
+    "load_cifar100",
+    "load_fashion_mnist",
+    "load_mnist_idx",
+    "load_peak_folder",
+    "make_peak",
+    "make_loader",
+    "mnist_pair",
+    "mnist_subset",
+    "peak_split",
+    "to_cifar_shape",
+]
