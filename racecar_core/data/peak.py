@@ -31,7 +31,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from ._png import read_gray_png
 
@@ -295,6 +294,8 @@ def _distance(pixels: np.ndarray, points: np.ndarray, reach: float) -> np.ndarra
 
     The polyline is sampled every 0.2 px; near the pen's edge this errs by about 0.01 px.
     """
+    from scipy.spatial import cKDTree  # imported here: keeps ``import racecar_core.data`` light
+
     return cKDTree(_densify(points, 0.2)).query(pixels, distance_upper_bound=reach)[0]
 
 
