@@ -23,6 +23,19 @@ def input_reconstruction(model: nn.Module, x: Tensor) -> Tensor:
     return d_rec.reshape(x.shape)
 
 
+@torch.no_grad()
+def accuracy_among(model: nn.Module, x: Tensor, y: Tensor, classes: list[int]) -> float:
+    """Accuracy when the arg-max is taken over ``classes`` only (e.g. the classes seen in training)."""
+    scores = model(x)[:, classes]
+    return float((torch.as_tensor(classes)[scores.argmax(dim=1)] == y).float().mean())
+
+
+def cosine(reconstruction: Tensor, target: Tensor) -> float:
+    """Mean cosine similarity between each reconstruction and its target (1: same shape up to scale)."""
+    r, x = reconstruction.reshape(len(reconstruction), -1), target.reshape(len(target), -1)
+    return float(torch.nn.functional.cosine_similarity(r, x, dim=1).mean())
+
+
 def relative_error(reconstruction: Tensor, target: Tensor) -> float:
     """``‖r − x‖ / ‖x‖`` over the whole batch."""
     return float((reconstruction - target).norm() / target.norm().clamp_min(1e-12))

@@ -77,6 +77,14 @@ def data_alignment(vectors: np.ndarray, data: Tensor | np.ndarray, k: int) -> np
     return ((np.asarray(vectors) @ directions.T) ** 2).sum(axis=1)
 
 
+def aligned_ranks(weight: Tensor | np.ndarray, data: Tensor | np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """1-based ranks (by descending σ) of the ``k`` right singular vectors closest to the span of the data's
+    top-``k`` principal directions, and their singular values."""
+    s, v = right_singular_vectors(weight)
+    order = np.sort(np.argsort(data_alignment(v, data, k))[-k:])
+    return order + 1, s[order]
+
+
 def oriented(vectors: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """Flip each row's sign (singular vectors are defined up to sign) to correlate positively with
     ``reference`` (default: to have a positive sum)."""
@@ -94,6 +102,7 @@ def as_images(vectors: np.ndarray, shape: tuple[int, int] = (28, 28)) -> np.ndar
 
 __all__ = [
     "Embedding",
+    "aligned_ranks",
     "as_images",
     "data_alignment",
     "data_embedding",

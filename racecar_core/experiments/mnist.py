@@ -95,18 +95,24 @@ def make_model(init: str = "glorot") -> nn.Sequential:
 
 
 def measure(model: nn.Module, data: Digits) -> dict[str, float]:
-    """Final measures of one trained model (accuracies, reconstruction errors, SVD embedding)."""
+    """Final measures of one trained model (accuracies, reconstructions, SVD embedding)."""
     weight = model[0].weight
     emb = svd.data_embedding(weight, data.x_train, k=2)
-    s, v = svd.right_singular_vectors(weight)
-    aligned = np.argsort(svd.data_alignment(v, data.x_train, 2))[-2:]
+    ranks, sigmas = svd.aligned_ranks(weight, data.x_train, 2)
+    rec_train = metrics.input_reconstruction(model, data.x_train)
+    rec_test = metrics.input_reconstruction(model, data.x_test)
+    trained = sorted(set(data.y_train.tolist()))
     return {
         "train_acc": metrics.accuracy(model, data.x_train, data.y_train),
         "test_acc": metrics.accuracy(model, data.x_test, data.y_test),
-        "rec_err_train": metrics.relative_error(metrics.input_reconstruction(model, data.x_train), data.x_train),
-        "rec_err_test": metrics.relative_error(metrics.input_reconstruction(model, data.x_test), data.x_test),
+        "test_acc_trained_classes": metrics.accuracy_among(model, data.x_test, data.y_test, trained),
+        "rec_err_train": metrics.relative_error(rec_train, data.x_train),
+        "rec_err_test": metrics.relative_error(rec_test, data.x_test),
+        "rec_cos_train": metrics.cosine(rec_train, data.x_train),
+        "rec_cos_test": metrics.cosine(rec_test, data.x_test),
         "rowspace_energy": svd.rowspace_energy(weight, data.x_train),
-        "sigma_aligned": float(s[aligned].mean()),
+        "sigma_aligned": float(sigmas.mean()),
+        "aligned_ranks": " & ".join(str(r) for r in ranks),
         "top2_max_angle": float(emb.angles.max()),
         "top2_similarity": emb.similarity,
     }

@@ -36,7 +36,7 @@ CHAPTER = Chapter(
     ),
     presets={
         "smoke": {"seeds": 1, "steps": 40, "snapshot_every": 20},
-        "cpu": {"seeds": 5, "steps": 2000, "snapshot_every": 100},
+        "cpu": {"seeds": 5, "steps": 3000, "snapshot_every": 100},
         "paper": {"seeds": 10, "steps": 5000, "snapshot_every": 100},
     },
 )
@@ -84,9 +84,11 @@ def load_data(cfg) -> PeakData:
 
 def stamp_mask() -> np.ndarray:
     """Boolean [784] mask of the two 6×6 peak regions (rows 5–10, cols 4–9 and rows 19–24, cols 19–24)."""
+    from ..data.peak import stamp_box
+
     mask = np.zeros((28, 28), dtype=bool)
-    mask[5:11, 4:10] = True
-    mask[19:25, 19:25] = True
+    for label in (0, 1):
+        mask[stamp_box(label)] = True
     return mask.ravel()
 
 
@@ -94,6 +96,21 @@ def stamp_energy(vectors: np.ndarray) -> np.ndarray:
     """Fraction of each unit vector's squared norm inside the two peak regions (uniform: 72/784 ≈ 0.09)."""
     v = np.asarray(vectors)
     return (v[:, stamp_mask()] ** 2).sum(axis=1) / (v**2).sum(axis=1)
+
+
+def class_templates(labels: Tensor) -> Tensor:
+    """Each label's peak alone: the stamp at its class position on a black image, flattened [N, 784]."""
+    from ..data.peak import stamp_box, stamp_for
+
+    images = np.zeros((len(labels), 28, 28), dtype=np.float32)
+    for image, label in zip(images, labels.tolist()):
+        image[stamp_box(label)] = stamp_for(label)
+    return torch.as_tensor(images.reshape(len(images), -1))
+
+
+def black_reference(data: PeakData) -> dict[str, float]:
+    """SSIM and PSNR of an all-black "reconstruction": what a model that outputs nothing scores."""
+    return metrics.image_similarity(torch.zeros_like(data.x_test), data.x_test)
 
 
 def measure(model: nn.Module, data: PeakData) -> dict[str, float]:
@@ -108,6 +125,8 @@ def measure(model: nn.Module, data: PeakData) -> dict[str, float]:
         "test_acc": metrics.accuracy(model, data.x_test, data.y_test),
         "ssim": raw["ssim"], "psnr": raw["psnr"], "ssim_fitted": fitted["ssim"], "psnr_fitted": fitted["psnr"],
         "rec_err_test": metrics.relative_error(rec, data.x_test),
+        "rec_cos_test": metrics.cosine(rec, data.x_test),
+        "peak_cos_test": metrics.cosine(rec, class_templates(data.y_test)),
         "stamp_energy_v1": float(stamp_energy(v[:1])[0]),
         "stamp_energy_top4": float(stamp_energy(v[:4]).mean()),
         "top10_similarity": svd.data_embedding(weight, data.x_train, k=10).similarity,
@@ -118,12 +137,17 @@ def measure(model: nn.Module, data: PeakData) -> dict[str, float]:
 
 
 def snapshot(data: PeakData):
-    """Evaluation during training: test accuracy, SSIM and the reconstructions ``d'_1`` of the test images."""
+    """Evaluation during training: test accuracy, the peak in the first singular vector and in the
+    reconstructions ``d'_1`` of the test images, and the reconstructions themselves."""
+
+    templates = class_templates(data.y_test)
 
     def evaluate(model: nn.Module) -> dict:
         rec = metrics.input_reconstruction(model, data.x_test)
+        _, v = svd.right_singular_vectors(model[0].weight)
         return {"test_acc": metrics.accuracy(model, data.x_test, data.y_test),
-                "ssim": metrics.image_similarity(rec, data.x_test)["ssim"], "reconstruction": rec}
+                "peak_cos_test": metrics.cosine(rec, templates), "stamp_energy_v1": float(stamp_energy(v[:1])[0]),
+                "reconstruction": rec}
 
     return evaluate
 

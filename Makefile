@@ -1,0 +1,31 @@
+# The two commands of the README:  `make book`  and  `make test`.
+# Both create the virtual environment .venv on first use (pinned requirements, the package in editable mode).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup book test unit clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -r requirements.txt
+	$(BIN)/python -m pip install --no-deps -e .
+	touch $@
+
+# Execute every chapter (default preset: cpu) and build the HTML book into _build/html.
+book: setup
+	$(BIN)/racecar book
+
+# Unit tests, a papermill smoke run of every chapter, then the book build with every chapter executed afresh.
+test: setup
+	$(BIN)/python -m pytest
+	$(BIN)/racecar book --execute force
+
+# Unit tests only (no notebooks): a quick check while developing.
+unit: setup
+	$(BIN)/python -m pytest -m "not notebooks"
+
+clean:
+	rm -rf _build .pytest_cache

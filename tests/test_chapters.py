@@ -1,0 +1,96 @@
+"""Chapter parameters, presets and the `racecar` command's checks (before any work starts)."""
+
+from pathlib import Path
+
+import papermill
+import pytest
+
+from racecar_core import cli
+from racecar_core.chapters import PRESETS, Chapter, Param, ParameterError, chapters, get_chapter
+from racecar_core.runs import REPO_ROOT
+
+
+def test_every_chapter_notebook_declares_exactly_its_parameters():
+    for name, chapter in chapters().items():
+        declared = papermill.inspect_notebook(str(chapter.notebook_path()))
+        expected = {"preset": "cpu", "run_dir": "", **{p.name: p.default for p in chapter.params}}
+        assert set(declared) == set(expected), name
+        for key, default in expected.items():
+            assert eval(declared[key]["default"]) == default, (name, key)  # noqa: S307 (literal defaults)
+
+
+@pytest.mark.parametrize("name", list(chapters()))
+def test_every_preset_resolves_and_validates(name):
+    chapter = get_chapter(name)
+    for preset in PRESETS:
+        cfg = chapter.configure(preset)
+        assert cfg.preset == preset and set(chapter.param_names) <= set(cfg)
+
+
+def test_configure_rejects_unknown_names_types_ranges_and_presets():
+    peak = get_chapter("peak")
+    with pytest.raises(ParameterError, match="no parameter 'step'.*steps"):
+        peak.configure(step=3)
+    with pytest.raises(ParameterError, match="expects int"):
+        peak.configure(steps=3.5)
+    with pytest.raises(ParameterError, match="expects int"):
+        peak.configure(steps=True)
+    with pytest.raises(ParameterError, match=">= 1"):
+        peak.configure(steps=0)
+    with pytest.raises(ParameterError, match="one of"):
+        peak.configure(loss="mse")
+    with pytest.raises(ParameterError, match="finite"):
+        peak.configure(lr=float("nan"))
+    with pytest.raises(ParameterError, match="preset"):
+        peak.configure("gpu")
+    with pytest.raises(ParameterError, match="does not exist.*tum-pbs/racecar"):
+        peak.configure(data_dir="/no/such/folder")
+    assert peak.configure(lambda_rr=0).lambda_rr == 0.0  # ints widen to float
+
+
+def test_param_parse_from_text():
+    assert Param("n", int, 1, "").parse("12") == 12
+    assert Param("x", float, 1.0, "").parse("1e-5") == 1e-5
+    assert Param("b", bool, True, "").parse("false") is False
+    assert Param("n", int, None, "").parse("None") is None
+    with pytest.raises(ParameterError, match="expects int, got 'ten'"):
+        Param("n", int, 1, "").parse("ten")
+
+
+def test_chapter_spec_is_checked():
+    with pytest.raises(ValueError, match="preset 'paper' missing"):
+        Chapter("x", "X", "x.ipynb", (Param("n", int, 1, ""),), {"smoke": {}, "cpu": {}})
+    with pytest.raises(ValueError, match="defaults to None"):
+        Chapter("x", "X", "x.ipynb", (Param("n", int, None, ""),), {"smoke": {"n": 1}, "cpu": {}, "paper": {}})
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["run", "nosuch"], "unknown chapter 'nosuch'"),
+    (["run", "peak", "-p", "stepz", "10"], "no parameter 'stepz'"),
+    (["run", "peak", "-p", "steps", "ten"], "expects int, got 'ten'"),
+    (["run", "peak", "-p", "steps", "-5"], "must be >= 1"),
+    (["run", "peak", "--preset", "huge"], "preset must be one of"),
+    (["run", "peak", "-p", "preset", "cpu"], "--preset"),
+    (["run", "mnist", "-p", "data_dir", "/no/such/mnist"], "does not exist"),
+])
+def test_cli_rejects_bad_input_before_any_work(argv, message, capsys, tmp_path):
+    before = sorted((REPO_ROOT / "runs").rglob("*")) if (REPO_ROOT / "runs").exists() else []
+    out = tmp_path / "run"
+    assert cli.main([*argv, "--out", str(out)] if argv[1] != "nosuch" else argv) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+    after = sorted((REPO_ROOT / "runs").rglob("*")) if (REPO_ROOT / "runs").exists() else []
+    assert before == after
+
+
+def test_default_run_dir_is_deterministic():
+    peak = get_chapter("peak")
+    a = cli.default_run_dir(peak, "paper", {"seeds": 10, "lambda_rr": 1e-5})
+    b = cli.default_run_dir(peak, "paper", {"lambda_rr": 1e-5, "seeds": 10})
+    assert a == b == REPO_ROOT / "runs" / "peak" / "paper-lambda_rr=1e-05-seeds=10"
+
+
+def test_cli_list_names_every_chapter(capsys):
+    assert cli.main(["list"]) == 0
+    text = capsys.readouterr().out
+    assert all(f"{name}:" in text for name in chapters()) and "-p steps" in text
