@@ -12,7 +12,9 @@ re-using the module's own parameters:
   A run of consecutive pointwise modules in a ``nn.Sequential`` is applied as one unit, in forward
   order, so that ``d'_m = act(norm(W_mᵀ(d'_{m+1} - b_m)))`` exactly as in the authors' code. The run
   that produced the network output is not applied again: the reverse pass starts from that output.
-* ``"structural"`` rules (containers, reshapes, pooling, residual blocks) route the signal.
+* ``"structural"`` rules (containers, pooling, residual blocks) route the signal; ``"view"`` rules
+  (``nn.Flatten``, ``nn.Unflatten``) only rearrange it, so a layer reading a reshaped tensor is paired
+  with the reshaped final signal (after the pointwise run in front of the reshape).
 
 The registry is open: :func:`register_reverse_rule` adds a rule for a new module type.
 """
@@ -25,10 +27,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-RuleKind = Literal["weight", "pointwise", "structural"]
+RuleKind = Literal["weight", "pointwise", "structural", "view"]
+KINDS: tuple[str, ...] = ("weight", "pointwise", "structural", "view")
 Mode = Literal["full", "first", "local"]
 RuleFn = Callable[[nn.Module, Tensor, "ReverseWalk"], Tensor]
 Pair = tuple[Tensor, Tensor]
@@ -45,6 +49,7 @@ class ReverseRule:
 
 
 _RULES: dict[type, ReverseRule] = {}
+_RESOLVED: dict[type, ReverseRule | None] = {}  # cache of find_rule by exact type; cleared on registration
 
 
 class UnsupportedLayerError(TypeError):
@@ -61,14 +66,15 @@ def register_reverse_rule(*types: type, kind: RuleKind = "structural") -> Callab
         def _reverse_my_scale(module, signal, walk):
             return module(signal)
     """
-    if kind not in ("weight", "pointwise", "structural"):
-        raise ValueError(f"kind must be 'weight', 'pointwise' or 'structural', got {kind!r}")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if not types or not all(isinstance(t, type) and issubclass(t, nn.Module) for t in types):
         raise TypeError("register_reverse_rule takes one or more nn.Module subclasses")
 
     def decorate(fn: RuleFn) -> RuleFn:
         for t in types:
             _RULES[t] = ReverseRule(fn, kind)
+        _RESOLVED.clear()
         return fn
 
     return decorate
@@ -76,10 +82,12 @@ def register_reverse_rule(*types: type, kind: RuleKind = "structural") -> Callab
 
 def find_rule(module: nn.Module) -> ReverseRule:
     """The reverse rule of ``module``'s type (nearest registered class in its MRO)."""
-    for cls in type(module).__mro__:
-        rule = _RULES.get(cls)
-        if rule is not None:
-            return rule
+    kind = type(module)
+    if kind not in _RESOLVED:
+        _RESOLVED[kind] = next((_RULES[c] for c in kind.__mro__ if c in _RULES), None)
+    rule = _RESOLVED[kind]
+    if rule is not None:
+        return rule
     name = type(module).__qualname__
     raise UnsupportedLayerError(
         f"no reverse rule for layer type {type(module).__module__}.{name}. Register one with "
@@ -192,6 +200,7 @@ class ReverseWalk:
         self.at_output = True  # no weight layer crossed yet: pointwise runs here produced the output
         self.target: Tensor = tape.output
         self.signal_of: dict[int, Tensor] = {id(tape.output): tape.output}
+        self.view_source: dict[int, Tensor] = {}  # id(output of a view module) -> its input
 
     def input_of(self, module: nn.Module) -> Tensor:
         """The forward input of ``module`` (shapes for output padding, reshapes, pooling)."""
@@ -212,6 +221,8 @@ class ReverseWalk:
             signal = self.target
         result = rule.fn(module, signal, self)
         self.at_output = False
+        if rule.kind == "view":
+            self.view_source[id(self.tape.outputs[module])] = self.tape.inputs[module]
         self._note(self.tape.inputs[module], result)
         return result
 
@@ -223,9 +234,17 @@ class ReverseWalk:
         self._note(self.tape.outputs[modules[-1]], signal)
         return signal
 
+    def final_signal(self, forward: Tensor) -> Tensor:
+        """The last reverse signal that reconstructs the forward tensor ``forward`` (through reshapes)."""
+        source = forward
+        while id(source) in self.view_source:
+            source = self.view_source[id(source)]
+        signal = self.signal_of[id(source)]
+        return signal if signal.shape == forward.shape else signal.reshape(forward.shape)
+
     def pairs(self) -> list[Pair]:
         """``(d_m, d'_m)`` for every weight layer, input layer first."""
-        return [(self.tape.inputs[m], self.signal_of[id(self.tape.inputs[m])]) for m in self.tape.weight_layers()]
+        return [(self.tape.inputs[m], self.final_signal(self.tape.inputs[m])) for m in self.tape.weight_layers()]
 
 
 def reverse(tape: Tape, mode: Mode = "full", *, update_bn_stats: bool = False) -> list[Pair]:
@@ -262,8 +281,8 @@ def reconstruction_loss(pairs: list[Pair], reduction: Literal["sum", "mean"] = "
     term divided by its number of elements (``"mean"``)."""
     if reduction not in ("sum", "mean"):
         raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
-    terms = [0.5 * (d - d_rec).pow(2).sum() / (d.numel() if reduction == "mean" else 1) for d, d_rec in pairs]
-    return torch.stack(terms).sum()
+    terms = [F.mse_loss(d_rec, d, reduction="sum") * (0.5 / d.numel() if reduction == "mean" else 0.5) for d, d_rec in pairs]
+    return sum(terms[1:], terms[0])
 
 
 def rr_loss(model: nn.Module, x: Tensor, mode: Mode = "full", reduction: Literal["sum", "mean"] = "sum") -> Tensor:

@@ -156,7 +156,7 @@ def _reverse_sequential(seq: nn.Sequential, s: Tensor, walk: ReverseWalk) -> Ten
     return s
 
 
-@register_reverse_rule(nn.Flatten, nn.Unflatten)
+@register_reverse_rule(nn.Flatten, nn.Unflatten, kind="view")
 def _reverse_reshape(module: nn.Module, s: Tensor, walk: ReverseWalk) -> Tensor:
     return s.reshape(walk.input_of(module).shape)
 

@@ -341,3 +341,14 @@ def test_rr_training_embeds_the_images_in_the_top_singular_vectors():
     assert before.angles.max() > 45
     assert after.angles.max() < 2.0, after.angles
     assert abs(after.singular_values - 1).max() < 0.02, after.singular_values
+
+
+def test_pair_after_a_reshape_includes_the_pointwise_run_in_front_of_it():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    conv, bn, _, _, fc = model
+    x = torch.randn(5, 1, 4, 4)
+    out = model(x)
+    h_rec = F.relu(F.batch_norm(((out - fc.bias) @ fc.weight).reshape(5, 2, 4, 4), None, None, bn.weight, bn.bias, True, 0.0, bn.eps))
+    pairs = rc.reverse_pass(model, x)
+    assert torch.allclose(pairs[1][1], h_rec.flatten(1))  # the Linear's d' is the BN-ReLU'd reconstruction
+    assert torch.allclose(pairs[0][1], F.conv_transpose2d(h_rec - conv.bias.view(1, 2, 1, 1), conv.weight, padding=1))

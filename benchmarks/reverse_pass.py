@@ -1,0 +1,157 @@
+"""Cost of the reverse pass.
+
+(a) Training-step time of RR over Std (forward, loss, backward, Adam step) for the peak MLP and a small
+    conv net; the reverse pass should cost about one more forward and backward pass.
+(b) The generic reverse pass (tape + rule registry) against a hand-written reverse pass of the same
+    model: forward + reverse + backward of the RR loss.
+
+    python benchmarks/reverse_pass.py [--threads N] [--device cpu|cuda] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils import benchmark
+
+import racecar_core as rc
+from racecar_core.models import peak_mlp
+from racecar_core.reverse import reconstruction_loss, record, reverse
+from racecar_core.runs import environment, metrics_record
+
+
+def conv_net() -> nn.Sequential:
+    """A small MNIST-sized conv net: 3 conv layers with BN and ReLU, then a linear classifier."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.Flatten(), nn.Linear(32 * 7 * 7, 10),
+    )
+
+
+def hand_written_reverse_peak(model: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and reverse pass of the peak MLP written out by hand (the authors' formulas)."""
+    l1, bn1, _, l2, bn2, _ = model
+    h1 = F.relu(bn1(l1(x)))
+    out = F.relu(bn2(l2(h1)))
+    h1_rec = F.relu(F.batch_norm((out - l2.bias) @ l2.weight, None, None, bn1.weight, bn1.bias, True, 0.0, bn1.eps))
+    x_rec = (h1_rec - l1.bias) @ l1.weight
+    return out, 0.5 * F.mse_loss(x_rec, x, reduction="sum") + 0.5 * F.mse_loss(h1_rec, h1, reduction="sum")
+
+
+def hand_written_reverse_conv(model: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward and reverse pass of :func:`conv_net` written out by hand."""
+    c1, b1, _, c2, b2, _, c3, b3, _, _, fc = model
+    h1 = F.relu(b1(c1(x)))
+    h2 = F.relu(b2(c2(h1)))
+    h3 = F.relu(b3(c3(h2)))
+    out = fc(h3.flatten(1))
+
+    def bn(layer, t):
+        return F.batch_norm(t, None, None, layer.weight, layer.bias, True, 0.0, layer.eps)
+
+    h3_rec = F.relu(bn(b3, ((out - fc.bias) @ fc.weight).reshape(h3.shape)))
+    h2_rec = F.relu(bn(b2, F.conv_transpose2d(h3_rec - c3.bias.view(1, -1, 1, 1), c3.weight, stride=2, padding=1, output_padding=1)))
+    h1_rec = F.relu(bn(b1, F.conv_transpose2d(h2_rec - c2.bias.view(1, -1, 1, 1), c2.weight, stride=2, padding=1, output_padding=1)))
+    x_rec = F.conv_transpose2d(h1_rec - c1.bias.view(1, -1, 1, 1), c1.weight, padding=1)
+    loss = sum(0.5 * F.mse_loss(r, d, reduction="sum") for d, r in ((x, x_rec), (h1, h1_rec), (h2, h2_rec), (h3, h3_rec)))
+    return out, loss
+
+
+CASES = {
+    "peak MLP 784-128-2, batch 100": (peak_mlp, lambda: torch.rand(100, 784) * 255, 2, hand_written_reverse_peak),
+    "conv net 3 conv + fc, batch 128, 28x28": (conv_net, lambda: torch.rand(128, 1, 28, 28), 10, hand_written_reverse_conv),
+}
+
+
+def interleaved_median_ms(functions: dict, min_run_time: float, rounds: int = 5) -> dict[str, float]:
+    """Median time (ms) of each function, measured in alternating rounds so that drifts in machine load
+    affect all of them alike."""
+    for fn in functions.values():
+        for _ in range(5):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, fn in functions.items():
+            timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
+            times[name].append(timer.blocked_autorange(min_run_time=min_run_time / rounds).median * 1e3)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
+def run(device: str, min_run_time: float) -> dict:
+    results = {}
+    for name, (make_model, make_x, classes, hand_written) in CASES.items():
+        torch.manual_seed(0)
+        model = make_model().to(device)
+        x = make_x().to(device)
+        y = torch.randint(0, classes, (len(x),), device=device)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+        def std_step():
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sync()
+
+        def rr_step():
+            out, tape = record(model, x)
+            loss = F.cross_entropy(out, y) + 1e-6 * reconstruction_loss(reverse(tape))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sync()
+
+        def generic_reverse():
+            out, tape = record(model, x)
+            reconstruction_loss(reverse(tape)).backward()
+            sync()
+
+        def hand_reverse():
+            out, loss = hand_written(model, x)
+            loss.backward()
+            sync()
+
+        # the two reverse passes compute the same loss
+        _, tape = record(model, x)
+        generic_value = reconstruction_loss(reverse(tape)).item()
+        hand_value = hand_written(model, x)[1].item()
+        assert abs(generic_value - hand_value) <= 1e-4 * abs(hand_value), (generic_value, hand_value)
+
+        t = interleaved_median_ms({"std_step": std_step, "rr_step": rr_step,
+                                   "generic_reverse": generic_reverse, "hand_reverse": hand_reverse}, min_run_time)
+        t["rr_over_std"] = t["rr_step"] / t["std_step"]
+        t["generic_over_hand"] = t["generic_reverse"] / t["hand_reverse"]
+        results[name] = t
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--min-run-time", type=float, default=5.0, help="seconds of timing per function")
+    parser.add_argument("--out", help="write the results with their provenance to this JSON file")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = run(args.device, args.min_run_time)
+    print(f"device: {environment()['device']}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    for name, t in results.items():
+        print(f"\n{name}")
+        print(f"  training step  Std {t['std_step']:.3f} ms   RR {t['rr_step']:.3f} ms   RR/Std {t['rr_over_std']:.2f}x")
+        print(f"  reverse pass   generic {t['generic_reverse']:.3f} ms   hand-written {t['hand_reverse']:.3f} ms   "
+              f"generic/hand {t['generic_over_hand']:.3f}x")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(metrics_record("benchmark:reverse_pass", vars(args), results), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
