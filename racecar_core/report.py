@@ -12,11 +12,18 @@ VERDICTS = ("reproduced", "partly reproduced", "not reproduced", "not testable h
 
 
 def mean_sd(values: Sequence[float], digits: int = 3) -> str:
-    """``"m ± s"`` of ``values`` (sample sd; just ``m`` for a single value)."""
+    """``"m ± s"`` of ``values`` (sample sd), both rounded to the sd's second significant digit (at most
+    4 decimals); ``digits`` significant digits when the sd is 0 or there is a single value."""
     v = np.asarray(values, dtype=float)
-    if len(v) == 1:
-        return f"{v[0]:.{digits}g}"
-    return f"{v.mean():.{digits}g} ± {v.std(ddof=1):.{digits - 1 if digits > 1 else 1}g}"
+    mean = v.mean()
+    sd = v.std(ddof=1) if len(v) > 1 else 0.0
+    if len(v) == 1 or not np.isfinite(sd):
+        return f"{mean:.{digits}g}"
+    if sd == 0:
+        return f"{mean:.{digits}g} ± 0"
+    decimals = int(np.clip(1 - np.floor(np.log10(sd)), 0, 4))
+    spread = f"{sd:.{decimals}f}" if round(sd, decimals) > 0 else f"<{10.0**-decimals:.{decimals}f}"
+    return f"{mean:.{decimals}f} ± {spread}"
 
 
 def summarize(frame: pd.DataFrame, columns: Sequence[str], *, by: str | Sequence[str] = "variant",

@@ -261,6 +261,7 @@ def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: T
     ``run_dir``: if given, checkpoints, the history (CSV) and the final weights go there; a finished
     run is loaded instead of retrained and an interrupted one (crash, Ctrl-C) resumes from its last
     checkpoint; a Ctrl-C also checkpoints the last completed step.
+    The returned model is in eval mode.
     ``identity``: JSON-able settings outside ``config`` that define the run (model, loss, data); a
     ``run_dir`` holding a run with another config or identity is refused.
     """
@@ -269,7 +270,9 @@ def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: T
     run = _Run(run_dir, config, identity)
     model.to(device)
     if run.finished:
-        return run.load_final(model.to(device))
+        result = run.load_final(model)
+        model.to(device).eval()
+        return result
     loop = _Loop(model, config, loss_fn, evaluate, device)
     state = run.load_checkpoint()
     if state is not None:
@@ -295,6 +298,7 @@ def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: T
         bar.close()
     history = pd.DataFrame(loop.history)
     run.save_final(model, history, loop.snapshots)
+    model.eval()
     return TrainResult(model, history, loop.snapshots, resumed_from=start)
 
 

@@ -59,7 +59,7 @@ def train_grid(variants: Sequence[Variant], seeds: Sequence[int], *, make_model:
                loss_fn: LossFn | None = None, evaluate: Evaluate | None = None,
                run_dir: str | Path | None = None, identity: Mapping[str, Any] | None = None,
                tag: str = "", progress: bool = True) -> Grid:
-    """Train every variant for every seed and measure the final models.
+    """Train every variant for every seed and measure the final models (in eval mode).
 
     For each run the global RNGs are seeded with the seed before ``make_model()``, so the variants of
     one seed start from identical weights. With ``run_dir`` each run keeps its files in
@@ -78,6 +78,7 @@ def train_grid(variants: Sequence[Variant], seeds: Sequence[int], *, make_model:
         result = train(model, data, variant.config(base, seed), evaluate=evaluate, run_dir=subdir,
                        identity={"variant": variant.name, **(identity or {})}, progress=False, **kwargs)
         grid.runs[(variant.name, seed)] = result
+        result.model.eval()
         grid.rows.append({"variant": variant.name, "seed": seed, **measure(result.model)})
     outer.close()
     return grid
