@@ -58,6 +58,8 @@ class TrainConfig:
     eval_every: int = 100
     checkpoint_every: int = 1000
     seed: int = 0
+    amp: bool = False  # bf16 autocast for the forward and reverse passes (CUDA only; ignored on the CPU)
+    channels_last: bool = False  # NHWC memory format for 4-D inputs and conv weights
 
     def __post_init__(self):
         _check(isinstance(self.steps, int) and self.steps >= 1, f"steps must be an int >= 1, got {self.steps!r}")
@@ -123,10 +125,11 @@ def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimi
 def _loss_terms(model: nn.Module, x: Tensor, y: Tensor, config: TrainConfig, loss_fn: LossFn,
                 srip_generator: torch.Generator) -> dict[str, Tensor]:
     with parametrize.cached():
-        output, tape = record(model, x)
-        terms = {"task": loss_fn(output, y)}
-        if config.lambda_rr:
-            terms["rr"] = reconstruction_loss(reverse(tape, config.rr_mode), config.rr_reduction)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.amp and x.is_cuda):
+            output, tape = record(model, x)
+            terms = {"task": loss_fn(output.float(), y)}
+            if config.lambda_rr:
+                terms["rr"] = reconstruction_loss(reverse(tape, config.rr_mode), config.rr_reduction).float()
         if config.lambda_ort:
             terms["ort"] = srip_loss(model, srip_generator)
     terms["loss"] = terms["task"] + config.lambda_rr * terms.get("rr", 0.0) + config.lambda_ort * terms.get("ort", 0.0)
@@ -223,8 +226,11 @@ def _as_source(data: BatchSource | tuple[Tensor, Tensor], seed: int) -> BatchSou
     return data
 
 
-def _to_device(batch: tuple[Tensor, Tensor], device: torch.device) -> tuple[Tensor, Tensor]:
-    return tuple(t.to(device, non_blocking=True) for t in batch)  # type: ignore[return-value]
+def _to_device(batch: tuple[Tensor, Tensor], device: torch.device, channels_last: bool = False) -> tuple[Tensor, Tensor]:
+    x, y = (t.to(device, non_blocking=True) for t in batch)
+    if channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y
 
 
 def _split_evaluation(values: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, Tensor]]:
@@ -269,6 +275,8 @@ def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: T
     source = _as_source(data, config.seed)
     run = _Run(run_dir, config, identity)
     model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
     if run.finished:
         result = run.load_final(model)
         model.to(device).eval()
@@ -284,7 +292,7 @@ def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: T
                desc=progress if isinstance(progress, str) else None, leave=False)
     try:
         for x, y in _batch_stream(source, start, config.steps):
-            loop.step(*_to_device((x, y), device))
+            loop.step(*_to_device((x, y), device, config.channels_last))
             bar.update(1)
             if loop.log_due():
                 bar.set_postfix(loss=f"{loop.evaluate_and_log()['loss']:.4g}")

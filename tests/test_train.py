@@ -167,3 +167,19 @@ def test_run_dir_with_other_identity_is_refused(data, tmp_path):
     train(make_model(), (x, y), TrainConfig(steps=2), run_dir=tmp_path, identity={"loss": "a"}, progress=False)
     with pytest.raises(ValueError, match="different configuration"):
         train(make_model(), (x, y), TrainConfig(steps=2), run_dir=tmp_path, identity={"loss": "b"}, progress=False)
+
+
+def test_channels_last_and_amp_flags_train_the_same_model_on_cpu(data):
+    x4 = torch.randn(16, 3, 6, 6)
+    y4 = torch.randint(0, 2, (16,))
+
+    def conv():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 2))
+
+    base = TrainConfig(steps=5, lr=1e-2, lambda_rr=1e-3, eval_every=5)
+    plain = train(conv(), (x4, y4), base, progress=False)
+    flagged = train(conv(), (x4, y4), TrainConfig(**{**base.__dict__, "channels_last": True, "amp": True}), progress=False)
+    assert flagged.model[0].weight.is_contiguous(memory_format=torch.channels_last)
+    for p, q in zip(plain.model.parameters(), flagged.model.parameters()):
+        assert torch.allclose(p, q, atol=1e-5)  # amp is CUDA-only; channels_last changes the layout, not the maths
