@@ -74,8 +74,8 @@ def _as_numpy(a: Array) -> np.ndarray:
     if isinstance(a, torch.Tensor):
         a = a.detach().cpu().numpy()
     a = np.asarray(a)
-    if a.ndim == 0:
-        raise ValueError("expected an array with one row per sample, got a scalar")
+    if a.ndim == 0 or a.shape[0] == 0:
+        raise ValueError(f"expected an array with one row per sample, got shape {a.shape}")
     return a
 
 

@@ -98,7 +98,7 @@ def test_binary_symmetric_channel(p):
 
 def test_mutual_information_is_at_most_min_entropy():
     rng = np.random.default_rng(2)
-    for n, d, k in [(50, 1, 2), (500, 3, 4), (4096, 5, 2)]:
+    for n, d, k in [(50, 1, 2), (500, 3, 4), (2048, 5, 2)]:
         t = np.tanh(rng.normal(size=(n, d)) * rng.uniform(0.1, 5))
         y = rng.integers(0, k, n)
         i_ty = mutual_information(t, y)
@@ -348,6 +348,8 @@ def test_bad_option_values_are_rejected(estimator, options):
 def test_non_finite_activations_are_rejected():
     with pytest.raises(ValueError, match="NaN"):
         mutual_information(np.array([0.0, np.nan]), np.arange(2))
+    with pytest.raises(ValueError, match="one row per sample"):
+        mutual_information(np.zeros(0), np.zeros(0, dtype=int))
 
 
 def test_entropy_is_for_binning_only():
