@@ -2,8 +2,8 @@
 
 from .cifar import CIFAR10_CLASSES, cifar_class_names, load_cifar10, load_cifar100
 from .download import ChecksumError, download, download_cifar, extract_tar
-from .ib12 import ib12, ib12_split
 from .fashion import FASHION_MNIST_CLASSES, load_fashion_mnist, to_cifar_shape
+from .ib12 import ib12, ib12_split
 from .images import ImageBatches, ImageDataset, augment_batch, channel_stats, make_loader
 from .mnist import load_authors_mnist_pngs, load_mnist_idx, mnist_pair, mnist_subset
 from .peak import PEAK_STAMP, STROKE_KINDS, load_peak_folder, make_peak, peak_split
