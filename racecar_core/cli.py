@@ -136,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:
         final = run_chapter(chapter, args.preset, values, out, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("racecar: interrupted; run the same command again to resume from the last checkpoints", file=sys.stderr)
+        return 130
     except Exception as error:  # papermill reports the failing cell
         print(f"racecar: error: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -197,7 +197,7 @@ class ReverseWalk:
         self.tape = tape
         self.teacher_forcing = teacher_forcing
         self.update_bn_stats = update_bn_stats
-        self.at_output = True  # no weight layer crossed yet: pointwise runs here produced the output
+        self.at_output = True  # nothing but pointwise runs crossed yet: they produced the output
         self.target: Tensor = tape.output
         self.signal_of: dict[int, Tensor] = {id(tape.output): tape.output}
         self.view_source: dict[int, Tensor] = {}  # id(output of a view module) -> its input
