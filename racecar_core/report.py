@@ -62,3 +62,14 @@ def verdict(holds: bool, partly: bool = False) -> str:
 def claims_table(claims: Sequence[Claim]) -> pd.DataFrame:
     """The reproduction check as a table (one row per claim)."""
     return pd.DataFrame([asdict(c) for c in claims]).rename(columns=str.capitalize)
+
+
+def claims_markdown(claims: Sequence[Claim]) -> str:
+    """The reproduction check as a Markdown table, every text in full (for ``IPython.display.Markdown``)."""
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    rows = ["| Paper's claim | Measured | Verdict | Note |", "| --- | --- | --- | --- |"]
+    rows += [f"| {cell(c.claim)} | {cell(c.measured)} | **{c.verdict}** | {cell(c.note)} |" for c in claims]
+    return "\n".join(rows)

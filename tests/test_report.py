@@ -38,3 +38,10 @@ def test_metrics_record_carries_provenance(tmp_path):
     assert record["code"]["package"] and "git_commit" in record["code"] and record["environment"]["torch"]
     assert runs.save_metrics("", "peak", {}, {}) is None
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_claims_markdown_keeps_every_text_whole():
+    long = "x" * 300 + " | y"
+    text = report.claims_markdown([report.Claim(long, "m", "not reproduced", "n")])
+    assert "x" * 300 in text and "\\|" in text and "**not reproduced**" in text
+    assert text.count("\n") == 2
