@@ -5,13 +5,18 @@
 (b) The generic reverse pass (tape + rule registry) against a hand-written reverse pass of the same
     model: forward + reverse + backward of the RR loss.
 
-    python benchmarks/reverse_pass.py [--threads N] [--device cpu|cuda] [--out results.json]
+    python benchmarks/reverse_pass.py [--threads N] [--device cpu|cuda] [--clock wall|cpu] [--out results.json]
+
+Times are medians over interleaved rounds. ``--clock cpu`` measures the process's CPU time instead of wall
+time: with ``--threads 1`` on a CPU that is shared with other jobs it is far less noisy than wall time
+(time spent waiting for a core is not counted), so use it for the ratios on a busy machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import torch
 import torch.nn.functional as F
@@ -69,21 +74,21 @@ CASES = {
 }
 
 
-def interleaved_median_ms(functions: dict, min_run_time: float, rounds: int = 5) -> dict[str, float]:
-    """Median time (ms) of each function, measured in alternating rounds so that drifts in machine load
-    affect all of them alike."""
+def interleaved_median_ms(functions: dict, min_run_time: float, rounds: int = 5, clock=time.perf_counter) -> dict[str, float]:
+    """Median time (ms) of each function by ``clock``, measured in alternating rounds so that drifts in
+    machine load affect all of them alike."""
     for fn in functions.values():
         for _ in range(5):
             fn()
     times: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(rounds):
         for name, fn in functions.items():
-            timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
+            timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, timer=clock)
             times[name].append(timer.blocked_autorange(min_run_time=min_run_time / rounds).median * 1e3)
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
-def run(device: str, min_run_time: float) -> dict:
+def run(device: str, min_run_time: float, clock=time.perf_counter, rounds: int = 5) -> dict:
     results = {}
     for name, (make_model, make_x, classes, hand_written) in CASES.items():
         torch.manual_seed(0)
@@ -125,7 +130,7 @@ def run(device: str, min_run_time: float) -> dict:
         assert abs(generic_value - hand_value) <= 1e-4 * abs(hand_value), (generic_value, hand_value)
 
         t = interleaved_median_ms({"std_step": std_step, "rr_step": rr_step,
-                                   "generic_reverse": generic_reverse, "hand_reverse": hand_reverse}, min_run_time)
+                                   "generic_reverse": generic_reverse, "hand_reverse": hand_reverse}, min_run_time, rounds, clock)
         t["rr_over_std"] = t["rr_step"] / t["std_step"]
         t["generic_over_hand"] = t["generic_reverse"] / t["hand_reverse"]
         results[name] = t
@@ -137,12 +142,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--min-run-time", type=float, default=5.0, help="seconds of timing per function")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time, or the process's CPU time (steadier on a shared machine with --threads 1)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (the median is reported)")
     parser.add_argument("--out", help="write the results with their provenance to this JSON file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = run(args.device, args.min_run_time)
-    print(f"device: {environment()['device']}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    if args.clock == "cpu" and args.device == "cuda":
+        parser.error("--clock cpu does not see GPU time; use the wall clock on a GPU")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    results = run(args.device, args.min_run_time, clock, args.rounds)
+    print(f"device: {environment()['device']}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"clock {args.clock}")
     for name, t in results.items():
         print(f"\n{name}")
         print(f"  training step  Std {t['std_step']:.3f} ms   RR {t['rr_step']:.3f} ms   RR/Std {t['rr_over_std']:.2f}x")
