@@ -71,7 +71,7 @@ class Param:
         if self.max is not None and value > self.max:
             raise ParameterError(f"parameter {self.name!r} must be <= {self.max}, got {value!r}")
         if self.folder and value and not Path(value).expanduser().is_dir():
-            raise ParameterError(f"parameter {self.name!r}: folder {value!r} does not exist. {self.help}")
+            raise MissingDataError(f"parameter {self.name!r}: folder {value!r} does not exist. {self.help}")
         return value
 
 

