@@ -30,7 +30,7 @@ from .. import metrics, svd
 from ..chapters import Chapter, Config, MissingDataError, Param, ParameterError
 from ..data.images import ImageBatches, channel_stats, normalise
 from ..resnet import blocks_per_stage, cifar_resnet, replace_head
-from ..reverse import is_weight_layer, reconstruction_loss, record, reverse
+from ..reverse import is_weight_layer
 from ..training import TrainConfig, seed_everything, train
 from .grid import Grid, Variant, train_grid
 
@@ -251,6 +251,7 @@ def load_data(cfg) -> ResNetData:
 
 
 def make_model(cfg, classes: int) -> nn.Sequential:
+    """ResNet-``cfg.depth`` with shortcut ``cfg.shortcut`` for ``[N, 3, 32, 32]`` images and ``classes`` outputs."""
     return cifar_resnet(cfg.depth, classes, cfg.shortcut)
 
 
@@ -312,15 +313,6 @@ def measure(model: nn.Module, data: ResNetData, probe: Tensor, patch_data: np.nd
     return out
 
 
-def rr_scale(model: nn.Module, x: Tensor) -> dict[str, float]:
-    """The RR loss of ``model`` on ``x`` with both reductions (training-mode BN, no parameter update)."""
-    with metrics.batch_statistics(model), torch.no_grad():
-        _, tape = record(model, x)
-        pairs = reverse(tape)
-        return {"layers": len(pairs), "sum": float(reconstruction_loss(pairs, "sum")),
-                "mean": float(reconstruction_loss(pairs, "mean"))}
-
-
 # --------------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------------
@@ -343,6 +335,7 @@ def _identity(cfg, data: ResNetData, task: Task, **extra) -> dict:
 
 
 def variants(lambda_rr: float, lambda_ort: float) -> list[Variant]:
+    """Std, Ort (SRIP with ``lambda_ort``) and RR (full reverse pass with ``lambda_rr``, mean reduction)."""
     return [Variant("Std"), Variant("Ort", lambda_ort=lambda_ort), Variant("RR", lambda_rr=lambda_rr)]
 
 
