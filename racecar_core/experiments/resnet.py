@@ -468,6 +468,7 @@ def layer_error_figure(layers: pd.DataFrame, data_name: str):
         ax.plot(run.layer, run.rel_err, "o-", ms=3, lw=1, alpha=0.8, color=_COLORS.get(variant),
                 label=variant if seed == layers.seed.min() else None)
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_xlabel("weight layer m (1: first convolution; last: classifier)")
     ax.set_ylabel("‖d'_m − d_m‖ / ‖d_m‖")
     ax.legend(fontsize=8)
