@@ -6,7 +6,7 @@ every layer's input from the network's output.
 """
 
 from . import reverse_rules as _reverse_rules  # noqa: F401  (registers the standard rules)
-from .layers import Residual
+from .layers import PadShortcut, Residual
 from .losses import cross_entropy, double_softmax_cross_entropy, srip_loss
 from .reverse import (
     ReverseWalk,
@@ -22,6 +22,7 @@ from .reverse import (
     weight_layers,
 )
 from .batches import TensorBatches
+from .resnet import cifar_resnet
 from .training import NonFiniteLossError, TrainConfig, TrainResult, seed_everything, train
 
 __version__ = "0.1.0"
@@ -33,10 +34,12 @@ __all__ = [
     "TrainResult",
     "seed_everything",
     "train",
+    "PadShortcut",
     "Residual",
     "ReverseWalk",
     "Tape",
     "UnsupportedLayerError",
+    "cifar_resnet",
     "cross_entropy",
     "double_softmax_cross_entropy",
     "layer_activations",

@@ -8,7 +8,7 @@ merges and validates them before any work starts, so a bad value fails in second
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,10 @@ PRESET_HELP = {
 
 class ParameterError(ValueError):
     """A chapter parameter is unknown, of the wrong type or out of range."""
+
+
+class MissingDataError(ParameterError):
+    """The parameters are valid, but the data set they name is not on this machine (the message says how to get it)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class Param:
         if self.max is not None and value > self.max:
             raise ParameterError(f"parameter {self.name!r} must be <= {self.max}, got {value!r}")
         if self.folder and value and not Path(value).expanduser().is_dir():
-            raise ParameterError(f"parameter {self.name!r}: folder {value!r} does not exist. {self.help}")
+            raise MissingDataError(f"parameter {self.name!r}: folder {value!r} does not exist. {self.help}")
         return value
 
 
@@ -90,6 +94,7 @@ class Chapter:
     notebook: str  # path relative to the repository root
     params: tuple[Param, ...]
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    validate: Callable[[Config], None] | None = None  # checks across parameters (raise ParameterError)
 
     def __post_init__(self):
         names = {p.name for p in self.params}
@@ -128,7 +133,10 @@ class Chapter:
             if value is None:
                 value = self.presets[preset].get(p.name, p.default)
             resolved[p.name] = p.check(value)
-        return Config(resolved)
+        config = Config(resolved)
+        if self.validate is not None:
+            self.validate(config)
+        return config
 
     def notebook_path(self, root: str | Path | None = None) -> Path:
         from .runs import REPO_ROOT

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -21,6 +24,35 @@ def input_reconstruction(model: nn.Module, x: Tensor) -> Tensor:
     """``d'_1``: the reverse pass's reconstruction of the input ``x`` (same shape as ``x``)."""
     d, d_rec = reverse_pass(model, x)[0]
     return d_rec.reshape(x.shape)
+
+
+@contextlib.contextmanager
+def batch_statistics(model: nn.Module) -> Iterator[nn.Module]:
+    """Normalise with each batch's own statistics (BatchNorm in training mode) without changing the running
+    statistics; everything else keeps its mode. This is how the RR loss sees the model during training, and
+    how the authors' script evaluated test batches."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in norms]
+    try:
+        for m in norms:
+            m.train()
+            m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch: unchanged
+        yield model
+    finally:
+        for m, (training, momentum, tracked) in zip(norms, saved):
+            m.train(training)
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+
+
+@torch.no_grad()
+def layer_errors(model: nn.Module, x: Tensor, *, batch_stats: bool = True) -> list[float]:
+    """Relative error ``‖d'_m − d_m‖ / ‖d_m‖`` of the reverse pass for every weight layer ``m`` on the batch ``x``
+    (input layer first). ``batch_stats``: BatchNorm uses the batch's statistics (see :func:`batch_statistics`),
+    otherwise the model's current mode decides."""
+    with batch_statistics(model) if batch_stats else contextlib.nullcontext():
+        return [relative_error(d_rec, d) for d, d_rec in reverse_pass(model, x)]
 
 
 @torch.no_grad()

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import Residual
+from .layers import PadShortcut, Residual
 from .reverse import ReverseWalk, find_rule, register_reverse_rule
 
 # --------------------------------------------------------------------------------------------------
@@ -188,6 +188,14 @@ def _reverse_avg_pool(pool: nn.Module, s: Tensor, walk: ReverseWalk) -> Tensor:
     weight = s.new_full((channels, 1, *kernel), 1.0 / float(torch.tensor(kernel).prod()))
     output_padding = [x.shape[2 + i] + 2 * padding[i] - ((s.shape[2 + i] - 1) * stride[i] + kernel[i]) for i in range(n)]
     return _CONV_TRANSPOSE[n](s, weight, None, stride, padding, output_padding, channels)
+
+
+@register_reverse_rule(PadShortcut)
+def _reverse_pad_shortcut(layer: PadShortcut, s: Tensor, walk: ReverseWalk) -> Tensor:
+    """Adjoint of subsampling plus zero channels: drop the added channels, scatter back to the sampled pixels."""
+    x_rec = s.new_zeros(walk.input_of(layer).shape)
+    x_rec[:, :, :: layer.stride, :: layer.stride] = s[:, layer.pad_front : layer.pad_front + layer.in_channels]
+    return x_rec
 
 
 @register_reverse_rule(Residual)

@@ -6,7 +6,7 @@ import papermill
 import pytest
 
 from racecar_core import cli
-from racecar_core.chapters import PRESETS, Chapter, Param, ParameterError, chapters, get_chapter
+from racecar_core.chapters import PRESETS, Chapter, MissingDataError, Param, ParameterError, chapters, get_chapter
 from racecar_core.runs import REPO_ROOT
 
 
@@ -23,7 +23,12 @@ def test_every_chapter_notebook_declares_exactly_its_parameters():
 def test_every_preset_resolves_and_validates(name):
     chapter = get_chapter(name)
     for preset in PRESETS:
-        cfg = chapter.configure(preset)
+        try:
+            cfg = chapter.configure(preset)
+        except MissingDataError as error:
+            # only the paper preset may need the user's own files (e.g. CIFAR); smoke and cpu run anywhere
+            assert preset == "paper" and "data" in str(error), (preset, error)
+            continue
         assert cfg.preset == preset and set(chapter.param_names) <= set(cfg)
 
 

@@ -61,10 +61,12 @@ def train_grid(variants: Sequence[Variant], seeds: Sequence[int], *, make_model:
                tag: str = "", progress: bool = True) -> Grid:
     """Train every variant for every seed and measure the final models (in eval mode).
 
-    For each run the global RNGs are seeded with the seed before ``make_model()``, so the variants of
-    one seed start from identical weights. With ``run_dir`` each run keeps its files in
-    ``run_dir/<tag><variant>-seed<seed>/`` and a repeated call resumes or reloads them; ``identity``
-    (model, loss, data, ...) is recorded there so a folder is never reused for a different experiment.
+    ``data``: what :func:`racecar_core.train` takes, or a function ``seed -> data`` (e.g. batches whose
+    shuffling and augmentation follow the seed). For each run the global RNGs are seeded with the seed
+    before ``make_model()``, so the variants of one seed start from identical weights. With ``run_dir``
+    each run keeps its files in ``run_dir/<tag><variant>-seed<seed>/`` and a repeated call resumes or
+    reloads them; ``identity`` (model, loss, data, ...) is recorded there so a folder is never reused for
+    a different experiment.
     """
     grid = Grid()
     jobs = [(v, s) for v in variants for s in seeds]
@@ -75,7 +77,8 @@ def train_grid(variants: Sequence[Variant], seeds: Sequence[int], *, make_model:
         model = make_model()
         subdir = Path(run_dir) / f"{tag}{variant.name}-seed{seed}" if run_dir else None
         kwargs = {"loss_fn": loss_fn} if loss_fn is not None else {}
-        result = train(model, data, variant.config(base, seed), evaluate=evaluate, run_dir=subdir,
+        run_data = data(seed) if callable(data) else data
+        result = train(model, run_data, variant.config(base, seed), evaluate=evaluate, run_dir=subdir,
                        identity={"variant": variant.name, **(identity or {})}, progress=False, **kwargs)
         grid.runs[(variant.name, seed)] = result
         result.model.eval()
