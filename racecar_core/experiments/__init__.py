@@ -1,5 +1,5 @@
 """The chapters' experiments: parameters, presets, data, training grids and measures."""
 
-from . import mnist, peak
+from . import ib, mnist, peak
 
-CHAPTERS = {c.name: c for c in (mnist.CHAPTER, peak.CHAPTER)}
+CHAPTERS = {c.name: c for c in (mnist.CHAPTER, peak.CHAPTER, ib.CHAPTER)}
