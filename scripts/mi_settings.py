@@ -67,6 +67,7 @@ def main() -> None:
     if set(args.seeds) & set(range(ib.CHAPTER.configure("paper").seeds)):
         parser.error("tuning seeds must be disjoint from the chapter's seeds 0 .. seeds-1 of every preset")
     torch.set_num_threads(1)
+    code = runs.code_version()  # the code that runs, before anything can change the tree
     data = ib.load_data(cfg)
     start = time.perf_counter()
 
@@ -88,7 +89,7 @@ def main() -> None:
               "training": "full-batch Adam on task A's training split, rr_reduction mean, Glorot-uniform init"}
     results = {"chosen_lr": lr, "chosen_lambda_rr": lam, "std_train_acc": std_acc, "lr_runs": lr_runs,
                "rr_runs": rr_runs, "seconds": time.perf_counter() - start}
-    runs.write_json(args.out, runs.metrics_record("mi-settings", params, results))
+    runs.write_json(args.out, {**runs.metrics_record("mi-settings", params, results), "code": code})
     print(f"wrote {args.out}")
 
 

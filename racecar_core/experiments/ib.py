@@ -44,8 +44,8 @@ CHAPTER = Chapter(
               min=1, max=10_000_000),
         Param("pretrain_steps", int, None, "Pre: Adam steps per hidden layer of greedy layer-wise pretraining",
               min=0, max=10_000_000),
-        Param("lr", float, 3e-3, "Adam learning rate of every stage (ours: scripts/mi_settings.py)", min=1e-9, max=1.0),
-        Param("lambda_rr", float, 0.3, "weight of the RR loss (per-element mean of each layer's term) for RR, lRR, RR1 "
+        Param("lr", float, 1e-2, "Adam learning rate of every stage (ours: scripts/mi_settings.py)", min=1e-9, max=1.0),
+        Param("lambda_rr", float, 0.03, "weight of the RR loss (per-element mean of each layer's term) for RR, lRR, RR1 "
               "(ours: scripts/mi_settings.py)", min=0.0),
         Param("lambda_ort", float, 0.1, "weight of the SRIP loss for Ort (the authors' value in their MNIST and peak code)",
               min=0.0),
@@ -75,6 +75,7 @@ STAGE_HELP = {"A": "trained on task A", "AA": "then fine-tuned on task A", "AB":
 ESTIMATORS = ("binning", "kde_upper")
 BINNING = {"estimator": "binning", "bins": 30, "range": [-1.0, 1.0]}
 DATA_NAME = "12-bit task (Shwartz-Ziv & Tishby), generated"
+SETTINGS_FILE = "book/data/mi_settings.json"  # written by scripts/mi_settings.py
 SEED_SHARE = 0.8  # a paired comparison "holds across seeds" if it holds for the means and in >= 80 % of the seeds
 
 
@@ -120,6 +121,16 @@ def load_data(cfg) -> IB12Data:
     patterns, y_a, y_b = ib12()
     train_idx, test_idx = ib12_split(cfg.test_fraction, seed=cfg.split_seed, task="a")
     return IB12Data(patterns, torch.as_tensor(patterns, dtype=torch.float32), {"a": y_a, "b": y_b}, train_idx, test_idx)
+
+
+def load_settings(path: str | Path | None = None) -> dict:
+    """The record of ``scripts/mi_settings.py`` (``book/data/mi_settings.json``): how lr and λ_RR were chosen."""
+    from ..runs import REPO_ROOT
+
+    path = Path(path) if path else REPO_ROOT / SETTINGS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; run `python scripts/mi_settings.py` to create it")
+    return json.loads(path.read_text())
 
 
 def make_model() -> nn.Sequential:
@@ -248,13 +259,60 @@ class IBResults:
         trajs = [self.trajectory(stage, variant, s) for s in seeds]
         return trajs[0][0], np.mean([t for _, t in trajs], axis=0)
 
+    def joined_history(self, variant: str, seed: int, stages: Sequence[str] = ("A", "AB")) -> pd.DataFrame:
+        """The histories of ``stages`` one after the other, steps counted on from the end of the previous one."""
+        parts, offset = [], 0
+        for stage in stages:
+            h = self.runs[(stage, variant, seed)].history
+            parts.append(h.assign(step=h.step + offset, stage=stage))
+            offset += int(h.step.max())
+        return pd.concat(parts, ignore_index=True)
+
     def seeds_with(self, stage: str, variant: str, estimator: str) -> list[int]:
+        """Seeds whose final plane of ``stage`` and ``variant`` was measured with ``estimator``."""
         return sorted(s for (st, v, s, e) in self.final_planes if (st, v, e) == (stage, variant, estimator))
 
     def mean_plane(self, stage: str, variant: str, estimator: str = "binning") -> np.ndarray:
         """The final plane ``[7, 2]`` averaged over the seeds that have it for ``estimator``."""
         seeds = self.seeds_with(stage, variant, estimator)
+        if not seeds:
+            raise KeyError(f"no {estimator} plane for stage {stage} and variant {variant}")
         return np.mean([self.final_planes[(stage, variant, s, estimator)] for s in seeds], axis=0)
+
+    def steps(self, stage: str) -> list[int]:
+        """The snapshot steps of ``stage`` (the same for every variant and seed)."""
+        run = next(r for (st, _, _), r in self.runs.items() if st == stage)
+        return [int(s) for s, _ in run.snapshots]
+
+    def plane_at(self, stage: str, variant: str, step: int, estimator: str = "binning") -> np.ndarray | None:
+        """The seed-mean plane ``[7, 2]`` of ``variant`` at snapshot ``step`` of ``stage``. Binning is measured at
+        every snapshot, KDE at the end of the stage only: ``None`` where there is no measurement."""
+        if estimator == "binning":
+            steps, mean = self.mean_trajectory(stage, variant)
+            hit = np.flatnonzero(steps == step)
+            return mean[hit[0]] if hit.size else None
+        if step != self.steps(stage)[-1] or not self.seeds_with(stage, variant, estimator):
+            return None
+        return self.mean_plane(stage, variant, estimator)
+
+    def seed_planes(self, stage: str, variant: str, estimator: str = "binning") -> np.ndarray:
+        """The final planes of every seed that has one for ``estimator``: ``[seeds, 7, 2]``."""
+        return np.stack([self.final_planes[(stage, variant, s, estimator)]
+                         for s in self.seeds_with(stage, variant, estimator)])
+
+    def plane_frame(self, estimator: str = "binning") -> pd.DataFrame:
+        """One row per (stage, variant, seed) with a final ``estimator`` plane: accuracies and ``IX_d1 .. IY_d7``."""
+        acc = {(r["stage"], r["variant"], r["seed"]): r for r in self.rows}
+        rows = []
+        for (stage, variant, seed, est), plane in self.final_planes.items():
+            if est != estimator:
+                continue
+            base = acc[(stage, variant, seed)]
+            row = {k: base[k] for k in ("stage", "variant", "seed", "train_acc", "test_acc")}
+            row.update({f"IX_{d}": plane[m, 0] for m, d in enumerate(LAYERS)})
+            row.update({f"IY_{d}": plane[m, 1] for m, d in enumerate(LAYERS)})
+            rows.append(row)
+        return pd.DataFrame(rows)
 
 
 def identity(cfg, data: IB12Data) -> dict:
@@ -268,6 +326,19 @@ def _config_dict(config: TrainConfig) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
+def _cached_plane(path: Path | None, compute) -> np.ndarray:
+    """``compute()``, or the plane saved at ``path`` by an earlier call (the run folder's model is the same)."""
+    if path is not None and path.exists():
+        return np.load(path)
+    plane = compute()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npy")
+        np.save(tmp, plane)
+        os.replace(tmp, path)
+    return plane
+
+
 def run(cfg, data: IB12Data, *, run_dir: str = "", progress: bool = True, threads: int | None = 1) -> IBResults:
     """Train every variant and seed through the stages A → AA and A → AB and measure the planes.
 
@@ -276,7 +347,7 @@ def run(cfg, data: IB12Data, *, run_dir: str = "", progress: bool = True, thread
     (a fresh optimiser, learning rate ``cfg.lr``) on every layer with the cross-entropy of task A or B
     alone. Each stage is evaluated every ``cfg.snapshot_every`` steps (binning plane, accuracies); at the
     end of each stage, seeds ``< cfg.kde_seeds`` also get the KDE upper bound, computed in a background
-    thread while training goes on. ``threads``: torch threads during training (1 is fastest for this tiny
+    thread while training goes on (and kept in ``run_dir/kde/``). ``threads``: torch threads during training (1 is fastest for this tiny
     network and leaves a core to the KDE; restored afterwards; ``None`` leaves the setting alone).
     """
     base = TrainConfig(steps=cfg.steps, lr=cfg.lr, rr_reduction="mean", eval_every=cfg.snapshot_every,
@@ -293,8 +364,10 @@ def run(cfg, data: IB12Data, *, run_dir: str = "", progress: bool = True, thread
     bar = tqdm(jobs, desc="mi", disable=not progress, leave=False)
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
-            input_point = {task: pool.submit(lambda t=task: planes([data.x.numpy()], data, t, "kde_upper",
-                                                                    cfg.noise_variance)[0])
+            input_point = {task: pool.submit(_cached_plane, Path(run_dir) / "kde" / f"X-{task}-var{cfg.noise_variance:g}.npy"
+                                             if run_dir else None,
+                                             lambda t=task: planes([data.x.numpy()], data, t, "kde_upper",
+                                                                   cfg.noise_variance)[0])
                            for task in ("a", "b")} if cfg.kde_seeds else {}
             for variant, seed in bar:
                 bar.set_postfix(run=f"{variant.name} seed {seed}")
@@ -333,9 +406,11 @@ def run(cfg, data: IB12Data, *, run_dir: str = "", progress: bool = True, thread
                         row.update({f"IYb_{d}": other[m, 1] for m, d in enumerate(LAYERS)})
                     results.rows.append(row)
                     if seed < cfg.kde_seeds:
+                        cache = (Path(run_dir) / "kde" / f"{stage}-{variant.name}-seed{seed}-var{cfg.noise_variance:g}.npy"
+                                 if run_dir else None)
                         kde_jobs[(stage, variant.name, seed, "kde_upper")] = pool.submit(
-                            lambda s=states, t=task: planes(s, data, t, "kde_upper", cfg.noise_variance,
-                                                            input_point[t].result()))
+                            _cached_plane, cache, lambda s=states, t=task: planes(
+                                s, data, t, "kde_upper", cfg.noise_variance, input_point[t].result()))
             bar.set_postfix(run="KDE planes")
             for key, job in kde_jobs.items():
                 results.final_planes[key] = job.result()
@@ -350,15 +425,14 @@ def run(cfg, data: IB12Data, *, run_dir: str = "", progress: bool = True, thread
 # Measures behind the reproduction check
 # --------------------------------------------------------------------------------------------------
 
-
-def per_seed(frame: pd.DataFrame, stage: str, variant: str, columns: Sequence[str]) -> np.ndarray:
-    """The mean of ``columns`` per seed (sorted by seed) for one stage and variant: ``[seeds]``."""
-    rows = frame[(frame.stage == stage) & (frame.variant == variant)].sort_values("seed")
-    return rows[list(columns)].to_numpy(dtype=float).mean(axis=1)
+HIDDEN_AND_OUTPUT = (2, 3, 4, 5, 6, 7)  # every layer but d_1 = X, which is the same point for every model
+EARLY = (2, 3, 4)  # the first three hidden layers
 
 
 def columns(axis: str, layers: Sequence[int]) -> list[str]:
-    """Frame columns of ``axis`` ("IX", "IY" or "IYb") for 1-based layer numbers ``layers``."""
+    """Frame columns of ``axis`` ("IX" or "IY") for 1-based layer numbers ``layers``."""
+    if axis not in ("IX", "IY", "IYb") or any(not 1 <= m <= len(LAYERS) for m in layers):
+        raise ValueError(f"axis must be IX, IY or IYb and layers in 1..{len(LAYERS)}, got {axis!r}, {list(layers)}")
     return [f"{axis}_d{m}" for m in layers]
 
 
@@ -372,34 +446,131 @@ def normalised(frame: pd.DataFrame, h_x: float, h_y: dict[str, float]) -> pd.Dat
     return out
 
 
-def centre_distance(norm: pd.DataFrame, stage: str, variant: str, layers: Sequence[int]) -> np.ndarray:
+def _rows(frame: pd.DataFrame, stage: str, variant: str) -> pd.DataFrame:
+    rows = frame[(frame.stage == stage) & (frame.variant == variant)].sort_values("seed")
+    if rows.empty:
+        raise KeyError(f"no runs of variant {variant!r} in stage {stage!r}")
+    return rows
+
+
+def seeds_of(frame: pd.DataFrame, stage: str, variant: str) -> list[int]:
+    return [int(s) for s in _rows(frame, stage, variant).seed]
+
+
+def column_mean(frame: pd.DataFrame, stage: str, variant: str, cols: Sequence[str]) -> np.ndarray:
+    """Per seed (sorted): the mean of ``cols`` for one stage and variant, ``[seeds]``."""
+    return _rows(frame, stage, variant)[list(cols)].to_numpy(dtype=float).mean(axis=1)
+
+
+def centre_distance(norm: pd.DataFrame, stage: str, variant: str, layers: Sequence[int] = HIDDEN_AND_OUTPUT) -> np.ndarray:
     """Per seed: the mean over ``layers`` of the distance of the normalised point to the plane's centre (½, ½)."""
-    rows = norm[(norm.stage == stage) & (norm.variant == variant)].sort_values("seed")
+    rows = _rows(norm, stage, variant)
     ix = rows[columns("IX", layers)].to_numpy(dtype=float)
     iy = rows[columns("IY", layers)].to_numpy(dtype=float)
     return np.hypot(ix - 0.5, iy - 0.5).mean(axis=1)
 
 
-def plane_distance(norm: pd.DataFrame, stage: str, a: str, b: str, layers: Sequence[int]) -> np.ndarray:
-    """Per seed: the mean over ``layers`` of the distance between the normalised points of variants ``a`` and
-    ``b`` of the same seed (same initial weights)."""
-    def points(variant):
-        rows = norm[(norm.stage == stage) & (norm.variant == variant)].sort_values("seed")
-        return rows[columns("IX", layers)].to_numpy(dtype=float), rows[columns("IY", layers)].to_numpy(dtype=float)
-
-    (ax, ay), (bx, by) = points(a), points(b)
-    return np.hypot(ax - bx, ay - by).mean(axis=1)
-
-
-def holds_across_seeds(larger: np.ndarray, smaller: np.ndarray, share: float = SEED_SHARE) -> bool:
-    """``larger > smaller`` for the seed means and in at least ``share`` of the seeds (paired by seed)."""
-    larger, smaller = np.asarray(larger, float), np.asarray(smaller, float)
-    if larger.shape != smaller.shape or larger.size == 0:
-        raise ValueError(f"paired per-seed values needed, got shapes {larger.shape} and {smaller.shape}")
-    return bool(larger.mean() > smaller.mean() and (larger > smaller).mean() >= share - 1e-12)
+def distance_to(norm: pd.DataFrame, stages: Sequence[str], variant: str, reference: str,
+                layers: Sequence[int] = HIDDEN_AND_OUTPUT) -> np.ndarray:
+    """Per seed: the mean over ``stages`` and ``layers`` of the distance between the normalised points of
+    ``variant`` and ``reference`` of the same seed (same initial weights)."""
+    out = []
+    for stage in stages:
+        a, b = _rows(norm, stage, variant), _rows(norm, stage, reference)
+        if list(a.seed) != list(b.seed):
+            raise ValueError(f"{variant} and {reference} need the same seeds, got {list(a.seed)} and {list(b.seed)}")
+        dx = a[columns("IX", layers)].to_numpy(float) - b[columns("IX", layers)].to_numpy(float)
+        dy = a[columns("IY", layers)].to_numpy(float) - b[columns("IY", layers)].to_numpy(float)
+        out.append(np.hypot(dx, dy).mean(axis=1))
+    return np.mean(out, axis=0)
 
 
-def seed_wins(larger: np.ndarray, smaller: np.ndarray) -> str:
-    """``"k/n seeds"``: in how many seeds ``larger > smaller``."""
-    larger, smaller = np.asarray(larger, float), np.asarray(smaller, float)
-    return f"{int((larger > smaller).sum())}/{larger.size} seeds"
+def gap_to(frame: pd.DataFrame, stages: Sequence[str], variant: str, reference: str, column: str = "test_acc") -> np.ndarray:
+    """Per seed: the mean over ``stages`` of ``|column(variant) - column(reference)|`` (same seed)."""
+    return np.mean([np.abs(column_mean(frame, s, variant, [column]) - column_mean(frame, s, reference, [column]))
+                    for s in stages], axis=0)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One paired test: does ``subject`` beat ``other`` on ``quantity``, for the seed means and in at least
+    ``SEED_SHARE`` of the seeds? Values are per seed, paired by seed."""
+
+    quantity: str
+    subject: str
+    other: str
+    subject_values: np.ndarray
+    other_values: np.ndarray
+    lower_is_better: bool = False
+
+    def __post_init__(self):
+        a, b = np.asarray(self.subject_values, float), np.asarray(self.other_values, float)
+        if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+            raise ValueError(f"paired per-seed values needed, got shapes {a.shape} and {b.shape}")
+        object.__setattr__(self, "subject_values", a)
+        object.__setattr__(self, "other_values", b)
+
+    @property
+    def wins(self) -> np.ndarray:
+        a, b = self.subject_values, self.other_values
+        return a < b if self.lower_is_better else a > b
+
+    @property
+    def holds(self) -> bool:
+        a, b = self.subject_values.mean(), self.other_values.mean()
+        better = a < b if self.lower_is_better else a > b
+        return bool(better and self.wins.mean() >= SEED_SHARE - 1e-12)
+
+    def text(self) -> str:
+        from ..report import mean_sd
+
+        return (f"{self.subject} {mean_sd(self.subject_values)} vs {self.other} {mean_sd(self.other_values)} "
+                f"({int(self.wins.sum())}/{self.wins.size} seeds {'lower' if self.lower_is_better else 'higher'})")
+
+
+def claim_tests(frame: pd.DataFrame, h_x: float, h_y: dict[str, float]) -> dict[str, list[Comparison]]:
+    """The quantitative tests of the chapter's five claims, fixed before looking at any result.
+
+    ``frame``: :meth:`IBResults.plane_frame` (one estimator). Coordinates are normalised by their ceilings
+    (``I(X; d)/H(X)``, ``I(d; Y)/H(Y)``); "layers" are ``d_2 .. d_7`` unless said otherwise.
+
+    * ``centre``: stage A, RR's mean distance to the centre (½, ½) is lower than Std's, Ort's and Pre's.
+    * ``output``: stage A, Std's and Ort's mean normalised ``I(d; Y)`` is higher than RR's.
+    * ``pre_input``: stage A, Pre's mean normalised ``I(X; d)`` over ``d_2 .. d_4`` is higher than Std's,
+      Ort's and RR's.
+    * ``transfer``: in AA and in AB, RR's ``I(d_7; Y)`` and its test accuracy are higher than Std's, Ort's
+      and Pre's.
+    * ``local``: lRR is closer to RR than RR¹ is: the mean normalised distance to RR's points over the
+      stages A, AA, AB, and the mean test-accuracy gap to RR over AA and AB.
+    """
+    norm = normalised(frame, h_x, h_y)
+    iy = columns("IY", HIDDEN_AND_OUTPUT)
+    tests: dict[str, list[Comparison]] = {
+        "centre": [Comparison("distance to the centre", "RR", other, centre_distance(norm, "A", "RR"),
+                              centre_distance(norm, "A", other), lower_is_better=True) for other in BASELINES],
+        "output": [Comparison("normalised I(d;Y)", subject, "RR", column_mean(norm, "A", subject, iy),
+                              column_mean(norm, "A", "RR", iy)) for subject in ("Std", "Ort")],
+        "pre_input": [Comparison("normalised I(X;d), d2-d4", "Pre", other,
+                                 column_mean(norm, "A", "Pre", columns("IX", EARLY)),
+                                 column_mean(norm, "A", other, columns("IX", EARLY))) for other in ("Std", "Ort", "RR")],
+        "transfer": [],
+        "local": [
+            Comparison("distance to RR's points (A, AA, AB)", "lRR", "RR1", distance_to(norm, STAGES, "lRR", "RR"),
+                       distance_to(norm, STAGES, "RR1", "RR"), lower_is_better=True),
+            Comparison("test-accuracy gap to RR (AA, AB)", "lRR", "RR1", gap_to(frame, ("AA", "AB"), "lRR", "RR"),
+                       gap_to(frame, ("AA", "AB"), "RR1", "RR"), lower_is_better=True),
+        ],
+    }
+    for stage in ("AA", "AB"):
+        for label, col in (("I(d7;Y)", ["IY_d7"]), ("test accuracy", ["test_acc"])):
+            tests["transfer"] += [Comparison(f"{stage} {label}", "RR", other, column_mean(frame, stage, "RR", col),
+                                             column_mean(frame, stage, other, col)) for other in BASELINES]
+    return tests
+
+
+def verdict_of(comparisons: Sequence[Comparison]) -> str:
+    """``reproduced`` if every comparison holds, ``partly reproduced`` if some do, else ``not reproduced``."""
+    from ..report import verdict
+
+    held = [c.holds for c in comparisons]
+    return verdict(all(held), partly=any(held))
