@@ -58,7 +58,7 @@ CHAPTER = Chapter(
     ),
     presets={
         "smoke": {"seeds": 1, "steps": 20, "finetune_steps": 10, "pretrain_steps": 5, "snapshot_every": 10, "kde_seeds": 0},
-        "cpu": {"seeds": 5, "steps": 500, "finetune_steps": 250, "pretrain_steps": 100, "snapshot_every": 50,
+        "cpu": {"seeds": 5, "steps": 500, "finetune_steps": 150, "pretrain_steps": 100, "snapshot_every": 50,
                 "kde_seeds": 1},
         "paper": {"seeds": 10, "steps": 5000, "finetune_steps": 2000, "pretrain_steps": 1000, "snapshot_every": 100,
                   "kde_seeds": 10},
