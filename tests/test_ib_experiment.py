@@ -9,6 +9,16 @@ from racecar_core.chapters import ParameterError
 from racecar_core.experiments import ib
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: this tiny network gains nothing from more, and on a busy 2-core machine a second
+    spinning thread makes it many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def data():
     return ib.load_data(ib.CHAPTER.configure("smoke"))

@@ -7,6 +7,16 @@ from torch import nn
 from racecar_core.pretrain import layer_reconstruction_errors, pretrain_layerwise
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: this tiny network gains nothing from more, and on a busy 2-core machine a second
+    spinning thread makes it many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def make_model():
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(12, 10), nn.Tanh(), nn.Linear(10, 7), nn.Tanh(), nn.Linear(7, 5), nn.Tanh(),
