@@ -110,6 +110,10 @@ def test_run_covers_every_stage_variant_and_seed(tiny):
     # the fine-tuned models start from the stage-A model: same first snapshot plane
     assert np.allclose(results.runs[("AA", "RR", 0)].snapshots[0][1]["plane"], results.final_planes[("A", "RR", 0, "binning")])
     assert sorted(results.pretrain_history) == [0, 1]
+    errors = results.pretrain_errors()
+    assert list(errors.index) == [0, 1, 2, 3, 4] and list(errors.columns) == ["before", "after"]
+    firsts = [h[h.layer == 2].loss.iloc[0] for h in results.pretrain_history.values()]
+    assert errors.loc[2, "before"] == pytest.approx(np.mean(firsts))  # a mean over seeds, not one seed's value
 
 
 def test_run_reloads_finished_trainings_and_pretraining(tiny):

@@ -259,6 +259,14 @@ class IBResults:
         trajs = [self.trajectory(stage, variant, s) for s in seeds]
         return trajs[0][0], np.mean([t for _, t in trajs], axis=0)
 
+    def pretrain_errors(self) -> pd.DataFrame:
+        """Pre's autoencoder error of each pretrained layer before and after its own pretraining, mean over
+        the seeds: one row per weight layer (index 0: ``W_1``, reconstructing ``d_1`` from ``d_2``)."""
+        per_seed = [h.groupby("layer").loss.agg(before="first", after="last") for h in self.pretrain_history.values()]
+        if not per_seed:
+            raise KeyError("no pretraining in these results (Pre was not trained)")
+        return pd.concat(per_seed).groupby(level=0).mean()
+
     def joined_history(self, variant: str, seed: int, stages: Sequence[str] = ("A", "AB")) -> pd.DataFrame:
         """The histories of ``stages`` one after the other, steps counted on from the end of the previous one."""
         parts, offset = [], 0
