@@ -60,6 +60,7 @@ ESTIMATORS: dict[str, dict[str, Any]] = {
 _BINNING = ("binning", "binning_width")
 _MAX_CODE = 2**62  # mixed-radix codes stay below this, so ``code * radix + digit`` cannot overflow int64
 _KDE_BLOCK = 2**22  # pairwise kernel entries held at once (32 MiB of float64)
+_KDE_ONEHOT = 64  # up to this many groups, per-group kernel sums are a product with a one-hot matrix
 _CHUNK = 2**23  # activation entries binned at once in information_planes
 
 Array = Any  # np.ndarray | torch.Tensor | array-like
@@ -232,24 +233,35 @@ def _kde_mi(t: np.ndarray, groups: Sequence[np.ndarray], variance: float) -> np.
         size = np.bincount(z)
         if size.size == n:  # every sample its own group: the conditional term is exactly 0
             plans.append(None)
+        elif size.size <= _KDE_ONEHOT:  # few groups (labels): per-group sums as one matrix product
+            plans.append(("onehot", np.eye(size.size)[z], np.log(size)))
         else:
             order = np.argsort(z, kind="stable")
-            plans.append((order, np.searchsorted(z[order], np.arange(size.size)), np.log(size)))
+            plans.append(("sorted", order, np.searchsorted(z[order], np.arange(size.size)), np.log(size)))
     total = np.zeros(len(groups))
     block = max(1, _KDE_BLOCK // max(n, 1))
+    scale = -0.5 / variance
     for i0 in range(0, n, block):  # loop over row blocks, not samples
         rows = np.arange(i0, min(i0 + block, n))
-        d2 = sq[rows, None] + sq[None, :] - 2.0 * (t[rows] @ t.T)
-        np.maximum(d2, 0.0, out=d2)
-        d2[np.arange(rows.size), rows] = 0.0
-        k = np.exp(d2 * (-0.5 / variance))
+        here = np.arange(rows.size)
+        k = t[rows] @ t.T  # becomes the kernel block in place: -2 t_i·t_j + |t_i|² + |t_j|², clipped, scaled, exp
+        k *= -2.0
+        k += sq[rows, None]
+        k += sq[None, :]
+        np.maximum(k, 0.0, out=k)
+        k[here, rows] = 0.0
+        k *= scale
+        np.exp(k, out=k)
         log_all = np.log(k.sum(axis=1))
         for g, (z, plan) in enumerate(zip(groups, plans)):
             cond = 0.0
-            if plan is not None:
-                order, starts, log_size = plan
+            if plan is not None and plan[0] == "onehot":
+                _, onehot, log_size = plan
+                cond = np.log((k @ onehot)[here, z[rows]]) - log_size[z[rows]]
+            elif plan is not None:
+                _, order, starts, log_size = plan
                 per_group = np.add.reduceat(k[:, order], starts, axis=1)
-                cond = np.log(per_group[np.arange(rows.size), z[rows]]) - log_size[z[rows]]
+                cond = np.log(per_group[here, z[rows]]) - log_size[z[rows]]
             total[g] += np.sum(cond - log_all + math.log(n))
     return total / (n * math.log(2.0))
 

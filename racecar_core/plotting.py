@@ -88,3 +88,77 @@ def metric_strip(frame: pd.DataFrame, columns: Sequence[str], *, by: str = "vari
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _plane_axes(ax, planes: Mapping[str, np.ndarray], spread: Mapping[str, np.ndarray] | None,
+                h_x: float | None, h_y: float | None, title: str | None) -> None:
+    for label, plane in planes.items():
+        color = VARIANT_COLORS.get(label.split()[0], None)
+        if spread and label in spread:  # every seed, faint
+            points = np.asarray(spread[label]).reshape(-1, 2)
+            ax.scatter(points[:, 0], points[:, 1], s=6, color=color, alpha=0.25, lw=0)
+        plane = np.asarray(plane)
+        line, = ax.plot(plane[:, 0], plane[:, 1], "-o", ms=4, lw=1.2, color=color, label=label)
+        for m, (x, y) in enumerate(plane, start=1):
+            ax.annotate(str(m), (x, y), textcoords="offset points", xytext=(3, -8), fontsize=6, color=line.get_color())
+    if h_x is not None:
+        ax.axvline(h_x, color="gray", lw=0.6, ls="--")
+    if h_y is not None:
+        ax.axhline(h_y, color="gray", lw=0.6, ls="--")
+    ax.set_xlabel("I(X; d_m) [bits]")
+    ax.set_ylabel("I(d_m; Y) [bits]")
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def information_planes_figure(panels: Mapping[str, Mapping[str, np.ndarray]], *,
+                              spread: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+                              h_x: float | None = None, h_y: float | Mapping[str, float] | None = None,
+                              suptitle: str | None = None, size: float = 3.6) -> Figure:
+    """Information planes, one panel per entry of ``panels`` ({title: {label: [L, 2]}}).
+
+    Each label is a line through its layers' points ``(I(X; d_m), I(d_m; Y))`` in bits, ``m = 1 .. L``
+    written beside the points; ``spread`` ({title: {label: [seeds, L, 2]}}) adds every seed's points
+    faintly. Dashed lines mark the ceilings ``h_x = H(X)`` and ``h_y = H(Y)`` (a number or one per panel).
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size), squeeze=False)
+    for ax, (title, planes) in zip(axes[0], panels.items()):
+        ceiling_y = h_y.get(title) if isinstance(h_y, Mapping) else h_y
+        _plane_axes(ax, planes, (spread or {}).get(title), h_x, ceiling_y, title)
+    axes[0, -1].legend(fontsize=7, loc="lower left")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plane_trajectories_figure(trajectories: Mapping[str, tuple[np.ndarray, np.ndarray]], *, h_x: float | None = None,
+                              h_y: float | None = None, suptitle: str | None = None, size: float = 3.4) -> Figure:
+    """Each layer's path through the information plane over training, one panel per label.
+
+    ``trajectories``: {label: (steps [S], planes [S, L, 2] in bits)}. Points are coloured by step (shared
+    colour bar); the last point of every layer is ringed and labelled with the layer number.
+    """
+    fig, axes = plt.subplots(1, len(trajectories), figsize=(size * len(trajectories) + 0.8, size), squeeze=False)
+    last_step = max(float(np.max(steps)) for steps, _ in trajectories.values())
+    norm = plt.Normalize(0, last_step)
+    scatter = None
+    for ax, (label, (steps, planes)) in zip(axes[0], trajectories.items()):
+        planes = np.asarray(planes)
+        for m in range(planes.shape[1]):
+            ax.plot(planes[:, m, 0], planes[:, m, 1], color="gray", lw=0.5, alpha=0.6)
+            scatter = ax.scatter(planes[:, m, 0], planes[:, m, 1], c=steps, cmap="viridis", norm=norm, s=9, lw=0)
+            ax.scatter(planes[-1, m, 0], planes[-1, m, 1], s=30, facecolors="none", edgecolors="k", lw=0.6)
+            ax.annotate(str(m + 1), planes[-1, m], textcoords="offset points", xytext=(3, -8), fontsize=6)
+        if h_x is not None:
+            ax.axvline(h_x, color="gray", lw=0.6, ls="--")
+        if h_y is not None:
+            ax.axhline(h_y, color="gray", lw=0.6, ls="--")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("I(X; d_m) [bits]")
+    axes[0, 0].set_ylabel("I(d_m; Y) [bits]")
+    if scatter is not None:
+        fig.colorbar(scatter, ax=axes[0].tolist(), label="training step", fraction=0.02, pad=0.01)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig

@@ -32,3 +32,38 @@ def count_slider(draw: Callable[[int], None], *, maximum: int, value: int, descr
         plt.show()
 
     return widgets.interactive(show, k=slider)
+
+
+def picker(draw: Callable[..., None], *, steps: Callable[[dict], Sequence[int]], **choices: Sequence) -> widgets.Widget:
+    """Dropdowns for ``choices`` ({name: options}) and a step slider whose options ``steps(selection)`` depend
+    on the chosen values; calls ``draw(step=step, **selection)`` after every change."""
+    dropdowns = {name: widgets.Dropdown(options=list(options), description=name) for name, options in choices.items()}
+    selection = lambda: {name: d.value for name, d in dropdowns.items()}  # noqa: E731
+    first = list(steps(selection()))
+    slider = widgets.SelectionSlider(options=first, value=first[-1], description="step", continuous_update=False)
+    out = widgets.Output()
+
+    def redraw(_=None) -> None:
+        out.clear_output(wait=True)
+        with out:
+            draw(step=slider.value, **selection())
+            plt.show()
+
+    updating = [False]  # while the slider's options change, one drawing at the end
+
+    def new_options(_=None) -> None:
+        options = list(steps(selection()))
+        updating[0] = True
+        try:
+            with slider.hold_trait_notifications():
+                slider.options = options
+                slider.value = options[-1]
+        finally:
+            updating[0] = False
+        redraw()
+
+    for d in dropdowns.values():
+        d.observe(new_options, names="value")
+    slider.observe(lambda change: None if updating[0] else redraw(), names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox(list(dropdowns.values())), slider, out])

@@ -250,6 +250,19 @@ def test_kde_blocks_do_not_change_the_result(monkeypatch):
     np.testing.assert_allclose(blocked, whole, rtol=1e-12, atol=1e-12)
 
 
+def test_kde_group_sums_by_one_hot_product_or_sorting_agree(monkeypatch):
+    rng = np.random.default_rng(11)
+    t = np.tanh(rng.normal(size=(300, 3)))
+    labels = [rng.integers(0, 3, 300), rng.integers(0, 120, 300)]  # few groups and many groups
+    default = [mutual_information(t, z, e, noise_variance=0.05) for e in KDE for z in labels]
+    monkeypatch.setattr(mi, "_KDE_ONEHOT", 0)  # always sort
+    sorted_ = [mutual_information(t, z, e, noise_variance=0.05) for e in KDE for z in labels]
+    monkeypatch.setattr(mi, "_KDE_ONEHOT", 10**6)  # always one-hot
+    onehot = [mutual_information(t, z, e, noise_variance=0.05) for e in KDE for z in labels]
+    np.testing.assert_allclose(sorted_, default, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(onehot, default, rtol=1e-12, atol=1e-12)
+
+
 def test_kde_needs_one_continuous_and_one_discrete_argument():
     with pytest.raises(ValueError, match="one continuous"):
         mutual_information(np.zeros((5, 2)), np.zeros((5, 2)), "kde_upper")

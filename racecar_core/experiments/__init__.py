@@ -1,5 +1,5 @@
 """The chapters' experiments: parameters, presets, data, training grids and measures."""
 
-from . import mnist, peak, resnet
+from . import ib, mnist, peak, resnet
 
-CHAPTERS = {c.name: c for c in (mnist.CHAPTER, peak.CHAPTER, resnet.CHAPTER)}
+CHAPTERS = {c.name: c for c in (mnist.CHAPTER, peak.CHAPTER, ib.CHAPTER, resnet.CHAPTER)}
