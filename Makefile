@@ -18,10 +18,12 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 book: setup
 	$(BIN)/racecar book
 
-# Unit tests, a papermill smoke run of every chapter, then the book build with every chapter executed afresh.
+# Unit tests, a papermill smoke run of every chapter, then the book build with every chapter executed afresh
+# and a check of the built pages (figures, rendered reproduction-check tables, no tracebacks).
 test: setup
 	$(BIN)/python -m pytest
 	$(BIN)/racecar book --execute force
+	$(BIN)/python tests/check_built_book.py _build/html
 
 # Unit tests only (no notebooks): a quick check while developing.
 unit: setup
