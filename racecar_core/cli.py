@@ -23,6 +23,8 @@ from typing import Any
 from .chapters import PRESET_HELP, PRESETS, Chapter, ParameterError, chapters, get_chapter
 from .runs import REPO_ROOT
 
+STATIC_ENV = "RACECAR_STATIC"  # = racecar_core.widgets.STATIC_ENV (not imported: ipywidgets is slow to load)
+
 RESERVED = ("preset", "run_dir")
 
 
@@ -37,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="set a chapter parameter; repeatable")
     run.add_argument("--out", help="run directory (default: runs/CHAPTER/PRESET[-NAME=VALUE...])")
     run.add_argument("--no-progress", action="store_true", help="do not stream the notebook's output")
+    run.add_argument("--cell-timeout", type=int, default=None, metavar="SECONDS",
+                     help="fail a notebook cell that runs longer than this (default: no limit)")
     book = sub.add_parser("book", help="execute every chapter and build the HTML book into _build/html")
     book.add_argument("--execute", choices=("cache", "force", "off"), default=None,
                       help="notebook execution mode (default: the one in _config.yml)")
@@ -60,8 +64,10 @@ def default_run_dir(chapter: Chapter, preset: str, values: dict[str, Any]) -> Pa
     return REPO_ROOT / "runs" / chapter.name / name
 
 
-def run_chapter(chapter: Chapter, preset: str, values: dict[str, Any], out: Path, progress: bool = True) -> Path:
-    """Execute the chapter notebook into ``out``; returns the executed notebook's path."""
+def run_chapter(chapter: Chapter, preset: str, values: dict[str, Any], out: Path, progress: bool = True,
+                cell_timeout: int | None = None) -> Path:
+    """Execute the chapter notebook into ``out``; returns the executed notebook's path. ``cell_timeout``:
+    seconds a cell may run before the run fails (None: no limit)."""
     import papermill
 
     created = not out.exists()
@@ -73,7 +79,8 @@ def run_chapter(chapter: Chapter, preset: str, values: dict[str, Any], out: Path
     try:
         papermill.execute_notebook(str(chapter.notebook_path()), str(partial), parameters=params,
                                    cwd=str(chapter.notebook_path().parent), log_output=progress,
-                                   progress_bar=False, kernel_name="python3")
+                                   progress_bar=False, kernel_name="python3",
+                                   execution_timeout=cell_timeout)
     except BaseException:
         if created and not any(out.iterdir()):
             out.rmdir()
@@ -123,9 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         list_chapters()
         return 0
+    # kernels started from here (papermill, the book build) draw the controls' default views: widgets.STATIC_ENV
+    os.environ.setdefault(STATIC_ENV, "1")
     if args.command == "book":
         return build_book(args.execute)
     try:
+        if args.cell_timeout is not None and args.cell_timeout <= 0:
+            raise ParameterError(f"--cell-timeout must be a positive number of seconds, got {args.cell_timeout}")
         chapter = get_chapter(args.chapter)
         values = parse_params(chapter, args.param)
         chapter.configure(args.preset, **values)  # validates types, ranges and data folders
@@ -135,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve() if args.out else default_run_dir(chapter, args.preset, values)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:
-        final = run_chapter(chapter, args.preset, values, out, progress=not args.no_progress)
+        final = run_chapter(chapter, args.preset, values, out, progress=not args.no_progress,
+                            cell_timeout=args.cell_timeout)
     except KeyboardInterrupt:
         print("racecar: interrupted; run the same command again to resume from the last checkpoints", file=sys.stderr)
         return 130

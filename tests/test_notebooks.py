@@ -13,7 +13,8 @@ pytestmark = pytest.mark.notebooks
 @pytest.mark.parametrize("name", list(chapters()))
 def test_chapter_runs_with_smoke_preset_and_records_provenance(name, tmp_path):
     out = tmp_path / name
-    assert cli.main(["run", name, "--preset", "smoke", "--out", str(out), "--no-progress"]) == 0
+    run = ["run", name, "--preset", "smoke", "--out", str(out), "--no-progress", "--cell-timeout", "600"]
+    assert cli.main(run) == 0
     assert (out / f"{name}.ipynb").exists()
     record = json.loads((out / "metrics.json").read_text())
     assert record["chapter"] == name and record["params"]["preset"] == "smoke"
@@ -23,7 +24,7 @@ def test_chapter_runs_with_smoke_preset_and_records_provenance(name, tmp_path):
     # the trainings were checkpointed into the run folder; running again reloads them instead of retraining
     finished = sorted(p.parent.name for p in out.rglob("model.pt"))
     assert finished
-    assert cli.main(["run", name, "--preset", "smoke", "--out", str(out), "--no-progress"]) == 0
+    assert cli.main(run) == 0
     assert sorted(p.parent.name for p in out.rglob("model.pt")) == finished
 
 

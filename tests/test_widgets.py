@@ -1,0 +1,46 @@
+"""The chapters' controls: live widgets in Jupyter, one static default view under batch execution."""
+
+import ipywidgets
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from racecar_core import cli, widgets  # noqa: E402
+
+FRAMES = {"RR": [(0, np.zeros(3)), (10, np.ones(3))]}
+
+
+def controls(calls):
+    return {
+        "step_scrubber": lambda: widgets.step_scrubber(FRAMES, lambda images, step: calls.append(("step", step))),
+        "count_slider": lambda: widgets.count_slider(lambda k: calls.append(("k", k)), maximum=5, value=3),
+        "picker": lambda: widgets.picker(lambda step, variant: calls.append((variant, step)),
+                                         steps=lambda sel: [5, 7], variant=["Std", "RR"]),
+    }
+
+
+@pytest.mark.parametrize("name", ["step_scrubber", "count_slider", "picker"])
+def test_live_controls_are_widgets(name, monkeypatch):
+    monkeypatch.delenv(widgets.STATIC_ENV, raising=False)
+    assert not widgets.is_static()
+    assert isinstance(controls([])[name](), ipywidgets.Widget)
+    plt.close("all")
+
+
+@pytest.mark.parametrize("name, expected", [("step_scrubber", ("step", 10)), ("count_slider", ("k", 3)),
+                                            ("picker", ("Std", 7))])
+def test_static_controls_draw_their_default_view_once(name, expected, monkeypatch):
+    monkeypatch.setenv(widgets.STATIC_ENV, "1")
+    calls = []
+    assert controls(calls)[name]() is None
+    assert calls == [expected]
+    plt.close("all")
+
+
+def test_the_command_line_and_the_widgets_agree_on_the_switch(monkeypatch):
+    assert cli.STATIC_ENV == widgets.STATIC_ENV
+    monkeypatch.setenv(widgets.STATIC_ENV, "0")
+    assert not widgets.is_static()
