@@ -9,14 +9,7 @@ from racecar_core.chapters import ParameterError
 from racecar_core.experiments import ib
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: this tiny network gains nothing from more, and on a busy 2-core machine a second
-    spinning thread makes it many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

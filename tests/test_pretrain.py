@@ -7,14 +7,7 @@ from torch import nn
 from racecar_core.pretrain import layer_reconstruction_errors, pretrain_layerwise
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: this tiny network gains nothing from more, and on a busy 2-core machine a second
-    spinning thread makes it many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_model():

@@ -17,14 +17,7 @@ from racecar_core.resnet import DEPTHS, blocks_per_stage, cifar_resnet
 from racecar_core.reverse import ReverseWalk, find_rule, record
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: one thread avoids OpenMP spin-waiting, which made these tests 10-100x slower
-    on a loaded 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def adjoint(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
