@@ -23,12 +23,26 @@ from .reverse import (
 )
 from .batches import TensorBatches
 from .resnet import cifar_resnet
-from .training import NonFiniteLossError, TrainConfig, TrainResult, seed_everything, train
+from .training import (
+    NonFiniteLossError,
+    Objective,
+    StepContext,
+    Supervised,
+    TrainConfig,
+    TrainResult,
+    make_optimizer,
+    seed_everything,
+    train,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "NonFiniteLossError",
+    "Objective",
+    "StepContext",
+    "Supervised",
+    "make_optimizer",
     "TensorBatches",
     "TrainConfig",
     "TrainResult",

@@ -1,8 +1,13 @@
-"""One training loop for every chapter: task loss + λ_rr·RR loss + λ_ort·SRIP.
+"""One training loop for every chapter.
 
 ``train`` runs a fixed number of optimisation steps, evaluates every ``eval_every`` steps, writes the
 history of every loss term and metric, checkpoints into ``run_dir`` and resumes from it with no step
 lost (the result equals an uninterrupted run). A non-finite loss stops the run with a message.
+
+What one step computes is an :class:`Objective`. The default, :class:`Supervised`, is the paper's
+task loss + λ_rr·RR loss + λ_ort·SRIP with one optimiser; other objectives (a GAN's two alternating
+updates, layer-wise pretraining) plug into the same loop and keep its checkpoints, exact resume,
+NaN stop, history and progress bar.
 """
 
 from __future__ import annotations
@@ -47,10 +52,14 @@ class TrainConfig:
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = 0.9
     weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's moment decay rates
     lambda_rr: float = 0.0
     rr_mode: Literal["full", "first", "local"] = "full"
     rr_reduction: Literal["sum", "mean"] = "sum"
+    lambda_rr_warmup: int = 0  # steps over which λ_rr rises linearly from 0 to lambda_rr (0: constant)
+    update_bn_stats: bool = False  # the reverse pass also updates BatchNorm running statistics (authors' code)
     lambda_ort: float = 0.0
+    grad_clip: float = 0.0  # clip each optimiser's gradient to this global L2 norm before its update (0: off)
     lr_milestones: tuple[float, ...] = ()
     lr_gamma: float = 0.1
     warmup_steps: int = 0
@@ -71,7 +80,11 @@ class TrainConfig:
         _check(all(0 < m < 1 for m in self.lr_milestones), "lr_milestones are fractions of steps in (0, 1)")
         _check(self.eval_every >= 1 and self.checkpoint_every >= 1, "eval_every and checkpoint_every must be >= 1")
         _check(0 <= self.warmup_steps < self.steps, "warmup_steps must be in [0, steps)")
+        _check(self.lambda_rr_warmup >= 0, f"lambda_rr_warmup must be >= 0, got {self.lambda_rr_warmup}")
+        _check(self.grad_clip >= 0, f"grad_clip must be >= 0 (0: off), got {self.grad_clip}")
+        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be two numbers in [0, 1), got {self.betas}")
         object.__setattr__(self, "lr_milestones", tuple(float(m) for m in self.lr_milestones))
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimisation step ``step`` (0-based)."""
@@ -79,6 +92,12 @@ class TrainConfig:
             return self.warmup_lr
         drops = sum(step >= round(m * self.steps) for m in self.lr_milestones)
         return self.lr * self.lr_gamma**drops
+
+    def lambda_rr_at(self, step: int) -> float:
+        """Weight of the RR loss in optimisation step ``step`` (0-based), after the linear warm-up."""
+        if self.lambda_rr_warmup and step < self.lambda_rr_warmup:
+            return self.lambda_rr * (step + 1) / self.lambda_rr_warmup
+        return self.lambda_rr
 
 
 def _check(condition: bool, message: str) -> None:
@@ -113,35 +132,118 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """Adam or SGD; the fused (single-kernel) implementation where the parameters allow it."""
-    params = [p for p in model.parameters() if p.requires_grad]
+def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam or SGD over ``params`` with ``config``'s settings; fused (one kernel) where the parameters allow it."""
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError("no trainable parameters to optimise")
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+        return torch.optim.Adam(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay, fused=fused)
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, fused=fused)
 
 
-def _loss_terms(model: nn.Module, x: Tensor, y: Tensor, config: TrainConfig, loss_fn: LossFn,
-                srip_generator: torch.Generator) -> dict[str, Tensor]:
-    with parametrize.cached():
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.amp and x.is_cuda):
-            output, tape = record(model, x)
-            terms = {"task": loss_fn(output.float(), y)}
-            if config.lambda_rr:
-                terms["rr"] = reconstruction_loss(reverse(tape, config.rr_mode), config.rr_reduction).float()
-        if config.lambda_ort:
-            terms["ort"] = srip_loss(model, srip_generator)
-    terms["loss"] = terms["task"] + config.lambda_rr * terms.get("rr", 0.0) + config.lambda_ort * terms.get("ort", 0.0)
-    return terms
-
-
-def _raise_non_finite(step: int, terms: dict[str, Tensor]) -> None:
-    values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+def _raise_non_finite(step: int, terms: Mapping[str, Tensor]) -> None:
+    values = ", ".join(f"{k}={float(torch.as_tensor(v).detach()):.4g}" for k, v in terms.items())
     raise NonFiniteLossError(
         f"non-finite loss at step {step} ({values}); lower the learning rate or the loss weights "
         f"(lambda_rr scales with the squared input range), or check the data for NaNs"
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Objectives: what one optimisation step computes
+# --------------------------------------------------------------------------------------------------
+
+
+class StepContext:
+    """Handed to :meth:`Objective.step`: the step number, the config and :meth:`update`, which applies one
+    optimiser's update (NaN check, zero_grad, backward, gradient clipping, step)."""
+
+    def __init__(self, loop: "_Loop"):
+        self._loop = loop
+        self.step: int = loop.completed  # 0-based index of this optimisation step
+        self.config: TrainConfig = loop.config
+
+    def update(self, name: str, loss: Tensor, terms: Mapping[str, Tensor] | None = None) -> None:
+        """Back-propagate ``loss`` and step optimiser ``name``; a non-finite ``loss`` stops the run before any
+        weight changes, reporting ``terms`` (the step's loss terms so far)."""
+        if not torch.isfinite(loss):
+            _raise_non_finite(self.step, {**(terms or {}), name: loss.detach()})
+        optimizer = self._loop.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        self._loop.updating = True  # from the first update on, an interrupted step would leave mixed weights
+        optimizer.step()
+
+
+class Objective:
+    """What one optimisation step computes. The loop owns data, schedules, checkpoints and logs.
+
+    Override :meth:`step` (and :meth:`optimizers` for several parameter sets, e.g. a GAN's generator and
+    discriminator). Objectives are stateful only through :meth:`state_dict`, which goes into checkpoints.
+    """
+
+    def setup(self, model: nn.Module, config: TrainConfig, device: torch.device) -> None:
+        """Called once before training (and before a checkpoint is loaded): create generators, buffers."""
+
+    def optimizers(self, model: nn.Module, config: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+        """One optimiser per name; :meth:`StepContext.update` steps them by name. Default: all of ``model``."""
+        return {"model": make_optimizer(model.parameters(), config)}
+
+    def step(self, model: nn.Module, batch: tuple[Tensor, ...], ctx: StepContext) -> dict[str, Tensor]:
+        """Compute the losses of ``batch``, call ``ctx.update`` for each optimiser, return the loss terms to log
+        (scalar tensors; the loop averages them between history rows)."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class Supervised(Objective):
+    """The paper's objective: ``loss_fn(model(x), y) + λ_rr·RR + λ_ort·SRIP`` with one optimiser.
+
+    Logged terms: ``task``, ``rr`` (unweighted), ``ort`` (unweighted) and ``loss`` (the weighted sum).
+    """
+
+    def __init__(self, loss_fn: LossFn = cross_entropy):
+        self.loss_fn = loss_fn
+
+    def setup(self, model: nn.Module, config: TrainConfig, device: torch.device) -> None:
+        self.srip_generator = torch.Generator(device=device).manual_seed(config.seed + 7919)
+
+    def terms(self, model: nn.Module, x: Tensor, y: Tensor, config: TrainConfig, step: int) -> dict[str, Tensor]:
+        """The loss terms of one batch (model in training mode)."""
+        lambda_rr = config.lambda_rr_at(step)
+        with parametrize.cached():
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=config.amp and x.is_cuda):
+                output, tape = record(model, x)
+                terms = {"task": self.loss_fn(output.float(), y)}
+                if config.lambda_rr:
+                    pairs = reverse(tape, config.rr_mode, update_bn_stats=config.update_bn_stats)
+                    terms["rr"] = reconstruction_loss(pairs, config.rr_reduction).float()
+            if config.lambda_ort:
+                terms["ort"] = srip_loss(model, self.srip_generator)
+        terms["loss"] = terms["task"] + lambda_rr * terms.get("rr", 0.0) + config.lambda_ort * terms.get("ort", 0.0)
+        return terms
+
+    def step(self, model: nn.Module, batch: tuple[Tensor, ...], ctx: StepContext) -> dict[str, Tensor]:
+        x, y = batch
+        terms = self.terms(model, x, y, ctx.config, ctx.step)
+        ctx.update("model", terms["loss"], terms)
+        return terms
+
+    def state_dict(self) -> dict:
+        return {"srip": self.srip_generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.srip_generator.set_state(state["srip"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -226,11 +328,12 @@ def _as_source(data: BatchSource | tuple[Tensor, Tensor], seed: int) -> BatchSou
     return data
 
 
-def _to_device(batch: tuple[Tensor, Tensor], device: torch.device, channels_last: bool = False) -> tuple[Tensor, Tensor]:
-    x, y = (t.to(device, non_blocking=True) for t in batch)
-    if channels_last and x.dim() == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x, y
+def _to_device(batch: tuple[Tensor, ...], device: torch.device, channels_last: bool = False) -> tuple[Tensor, ...]:
+    """The batch's tensors on ``device``; 4-D ones in channels-last layout if asked."""
+    moved = tuple(t.to(device, non_blocking=True) for t in batch)
+    if channels_last:
+        moved = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in moved)
+    return moved
 
 
 def _split_evaluation(values: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, Tensor]]:
@@ -255,12 +358,14 @@ def _evaluate(model: nn.Module, evaluate: Evaluate | None) -> tuple[dict[str, fl
 
 
 def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: TrainConfig, *,
-          loss_fn: LossFn = cross_entropy, evaluate: Evaluate | None = None,
+          loss_fn: LossFn | None = None, objective: Objective | None = None, evaluate: Evaluate | None = None,
           run_dir: str | os.PathLike | None = None, identity: Mapping[str, Any] | None = None,
           device: str | torch.device | None = "auto", progress: bool | str = True) -> TrainResult:
     """Train ``model`` on ``data`` for ``config.steps`` steps and return a :class:`TrainResult`.
 
     ``data``: ``(x, y)`` tensors (one full batch per step) or a :class:`BatchSource`.
+    ``objective``: what a step computes (default :class:`Supervised` with ``loss_fn``, cross-entropy if
+    not given); give one or the other.
     ``evaluate(model) -> {name: value}`` runs in eval mode (with its own RNG stream, so it never changes
     the training trajectory) at step 0, every ``eval_every`` steps and at the end; scalars go into the
     history, arrays into ``snapshots``.
@@ -271,6 +376,9 @@ def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: T
     ``identity``: JSON-able settings outside ``config`` that define the run (model, loss, data); a
     ``run_dir`` holding a run with another config or identity is refused.
     """
+    if objective is not None and loss_fn is not None:
+        raise TypeError("give loss_fn or objective, not both (Supervised(loss_fn) is the default objective)")
+    objective = objective if objective is not None else Supervised(loss_fn or cross_entropy)
     device = pick_device(device)
     source = _as_source(data, config.seed)
     run = _Run(run_dir, config, identity)
@@ -281,7 +389,7 @@ def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: T
         result = run.load_final(model)
         model.to(device).eval()
         return result
-    loop = _Loop(model, config, loss_fn, evaluate, device)
+    loop = _Loop(model, config, objective, evaluate, device)
     state = run.load_checkpoint()
     if state is not None:
         loop.load_state_dict(state)
@@ -291,11 +399,13 @@ def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: T
     bar = tqdm(total=config.steps, initial=start, disable=not progress,
                desc=progress if isinstance(progress, str) else None, leave=False)
     try:
-        for x, y in _batch_stream(source, start, config.steps):
-            loop.step(*_to_device((x, y), device, config.channels_last))
+        for batch in _batch_stream(source, start, config.steps):
+            loop.step(_to_device(batch, device, config.channels_last))
             bar.update(1)
             if loop.log_due():
-                bar.set_postfix(loss=f"{loop.evaluate_and_log()['loss']:.4g}")
+                row = loop.evaluate_and_log()
+                if "loss" in row:
+                    bar.set_postfix(loss=f"{row['loss']:.4g}")
             if loop.completed % config.checkpoint_every == 0 and loop.completed < config.steps:
                 run.save_checkpoint(loop.state_dict())
     except KeyboardInterrupt:
@@ -328,13 +438,16 @@ def _batch_stream(source: BatchSource, start: int, steps: int):
 
 
 class _Loop:
-    """Training state between steps: model, optimiser, RNG streams, history and the current log window."""
+    """Training state between steps: model, objective, optimisers, RNG streams, history and the log window."""
 
-    def __init__(self, model: nn.Module, config: TrainConfig, loss_fn: LossFn, evaluate: Evaluate | None,
+    def __init__(self, model: nn.Module, config: TrainConfig, objective: Objective, evaluate: Evaluate | None,
                  device: torch.device):
-        self.model, self.config, self.loss_fn, self.evaluate, self.device = model, config, loss_fn, evaluate, device
-        self.optimizer = _make_optimizer(model, config)
-        self.srip_generator = torch.Generator(device=device).manual_seed(config.seed + 7919)
+        self.model, self.config, self.objective, self.evaluate, self.device = model, config, objective, evaluate, device
+        objective.setup(model, config, device)
+        self.optimizers = objective.optimizers(model, config)
+        for optimizer in self.optimizers.values():  # schedules scale each group's own learning rate
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
         self.history: list[dict[str, float]] = []
         self.snapshots: list[tuple[int, dict[str, Tensor]]] = []
         self.window: dict[str, float | Tensor] = {}
@@ -343,18 +456,14 @@ class _Loop:
         self.updating = False
         self.rng = self._rng_state()
 
-    def step(self, x: Tensor, y: Tensor) -> None:
-        """One optimisation step on the batch ``(x, y)``."""
+    def step(self, batch: tuple[Tensor, ...]) -> None:
+        """One optimisation step on ``batch`` (the objective may update several optimisers)."""
         self.model.train()
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.config.lr_at(self.completed)
-        terms = _loss_terms(self.model, x, y, self.config, self.loss_fn, self.srip_generator)
-        if not torch.isfinite(terms["loss"]):
-            _raise_non_finite(self.completed, terms)
-        self.optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        self.updating = True
-        self.optimizer.step()
+        scale = self.config.lr_at(self.completed) / self.config.lr
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * scale
+        terms = self.objective.step(self.model, batch, StepContext(self))
         self.completed += 1
         self.updating = False
         self.rng = self._rng_state()
@@ -384,22 +493,25 @@ class _Loop:
         return row
 
     def _rng_state(self) -> dict[str, Tensor]:
-        rng = {"torch": torch.get_rng_state(), "srip": self.srip_generator.get_state()}
+        rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return rng
 
     def state_dict(self) -> dict:
         """Everything needed to continue after ``completed`` steps exactly as an uninterrupted run."""
-        return {"step": self.completed, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "rng": self.rng, "history": self.history, "snapshots": self.snapshots,
-                "window": {k: float(v) for k, v in self.window.items()}, "window_count": self.window_count}
+        return {"step": self.completed, "model": self.model.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "objective": self.objective.state_dict(), "rng": self.rng, "history": self.history,
+                "snapshots": self.snapshots, "window": {k: float(v) for k, v in self.window.items()},
+                "window_count": self.window_count}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        self.objective.load_state_dict(state["objective"])
         torch.set_rng_state(state["rng"]["torch"])
-        self.srip_generator.set_state(state["rng"]["srip"])
         if "cuda" in state["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.rng = state["rng"]
@@ -411,10 +523,14 @@ class _Loop:
 
 __all__ = [
     "NonFiniteLossError",
+    "Objective",
+    "StepContext",
+    "Supervised",
     "TensorBatches",
     "TrainConfig",
     "TrainResult",
     "epoch_generator",
+    "make_optimizer",
     "pick_device",
     "seed_everything",
     "train",

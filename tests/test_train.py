@@ -183,3 +183,105 @@ def test_channels_last_and_amp_flags_train_the_same_model_on_cpu(data):
     assert flagged.model[0].weight.is_contiguous(memory_format=torch.channels_last)
     for p, q in zip(plain.model.parameters(), flagged.model.parameters()):
         assert torch.allclose(p, q, atol=1e-5)  # amp is CUDA-only; channels_last changes the layout, not the maths
+
+
+# --------------------------------------------------------------------------------------------------
+# Objectives: several optimisers in one loop (e.g. a GAN), with the loop's checkpoints and resume
+# --------------------------------------------------------------------------------------------------
+
+
+class TwoPlayers(rc.Objective):
+    """A toy alternating objective: ``a`` fits the labels, then ``b`` fits ``a``'s detached outputs plus noise
+    (uses the global RNG, which the loop must restore on resume)."""
+
+    def optimizers(self, model, config):
+        return {"a": rc.make_optimizer(model.a.parameters(), config), "b": rc.make_optimizer(model.b.parameters(), config)}
+
+    def step(self, model, batch, ctx):
+        x, y = batch
+        loss_a = nn.functional.cross_entropy(model.a(x), y)
+        ctx.update("a", loss_a, {"loss_a": loss_a})
+        target = model.a(x).detach() + 0.1 * torch.randn(len(x), 3)
+        loss_b = (model.b(x) - target).pow(2).mean()
+        ctx.update("b", loss_b, {"loss_a": loss_a, "loss_b": loss_b})
+        return {"loss_a": loss_a, "loss_b": loss_b}
+
+
+def two_models():
+    torch.manual_seed(0)
+    return nn.ModuleDict({"a": nn.Linear(10, 3), "b": nn.Linear(10, 3)})
+
+
+def test_objective_with_two_optimisers_resumes_exactly(data, tmp_path):
+    x, y = data
+    source = TensorBatches(x, y, 16, seed=3)
+    cfg = TrainConfig(steps=20, lr=1e-2, eval_every=5, checkpoint_every=6, lr_milestones=(0.5,))
+    straight = train(two_models(), source, cfg, objective=TwoPlayers(), progress=False)
+    assert {"loss_a", "loss_b", "lr"} <= set(straight.history.columns)
+    calls = {"n": 0}
+
+    def flaky(model):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return {}
+
+    with pytest.raises(KeyboardInterrupt):
+        train(two_models(), source, cfg, objective=TwoPlayers(), evaluate=flaky, run_dir=tmp_path, progress=False)
+    resumed = train(two_models(), source, cfg, objective=TwoPlayers(), run_dir=tmp_path, progress=False)
+    assert resumed.resumed_from > 0 and same_weights(straight.model, resumed.model)
+
+
+def test_objective_nan_in_second_update_names_the_optimiser(data):
+    class Bad(TwoPlayers):
+        def step(self, model, batch, ctx):
+            x, y = batch
+            ctx.update("a", nn.functional.cross_entropy(model.a(x), y))
+            ctx.update("b", model.b(x).sum() * float("nan"))
+            return {}
+
+    with pytest.raises(NonFiniteLossError, match=r"step 0 \(b=nan\)"):
+        train(two_models(), data, TrainConfig(steps=3), objective=Bad(), progress=False)
+
+
+def test_loss_fn_and_objective_are_exclusive(data):
+    with pytest.raises(TypeError, match="not both"):
+        train(make_model(), data, TrainConfig(steps=1), loss_fn=rc.cross_entropy, objective=rc.Supervised(), progress=False)
+
+
+def test_lambda_rr_warmup_ramps_linearly():
+    cfg = TrainConfig(steps=10, lambda_rr=2.0, lambda_rr_warmup=4)
+    assert [cfg.lambda_rr_at(s) for s in range(6)] == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.0, 2.0])
+    assert TrainConfig(steps=10, lambda_rr=2.0).lambda_rr_at(0) == 2.0
+
+
+def test_lambda_rr_warmup_weights_the_logged_loss(data):
+    x, y = data
+    h = train(make_model(), (x, y), TrainConfig(steps=2, lambda_rr=1e-2, lambda_rr_warmup=2, eval_every=1),
+              progress=False).history.dropna(subset=["loss"])
+    first = h.iloc[0]
+    assert first["loss"] == pytest.approx(first["task"] + 0.5e-2 * first["rr"], rel=1e-5)
+
+
+def test_grad_clip_bounds_the_update(data):
+    x, y = data
+    before = make_model()
+    cfg = TrainConfig(steps=1, lr=1.0, optimizer="sgd", momentum=0.0, grad_clip=1e-3, lambda_rr=1.0)
+    after = train(make_model(), (x * 100, y), cfg, progress=False).model
+    moved = torch.cat([(p - q).flatten() for p, q in zip(after.parameters(), before.parameters())])
+    assert moved.norm() <= 1e-3 + 1e-6
+
+
+def test_update_bn_stats_switch_changes_only_the_running_statistics(data):
+    x, y = data
+    runs = {flag: train(make_model(), (x, y), TrainConfig(steps=3, lambda_rr=1e-2, update_bn_stats=flag), progress=False)
+            for flag in (False, True)}
+    a, b = runs[False].model, runs[True].model
+    assert not torch.equal(a[1].running_mean, b[1].running_mean)  # the reverse batch entered BN_1's averages
+    assert torch.equal(a[0].weight, b[0].weight)  # the training signal is the same either way
+
+
+@pytest.mark.parametrize("bad", [dict(lambda_rr_warmup=-1), dict(grad_clip=-1.0), dict(betas=(0.9, 1.0))])
+def test_new_config_fields_are_validated(bad):
+    with pytest.raises(ValueError):
+        TrainConfig(steps=5, **bad)
