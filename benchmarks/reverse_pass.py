@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils import benchmark
 
-import racecar_core as rc
 from racecar_core.models import peak_mlp
 from racecar_core.reverse import reconstruction_loss, record, reverse
 from racecar_core.runs import environment, metrics_record
@@ -61,8 +60,10 @@ def hand_written_reverse_conv(model: nn.Sequential, x: torch.Tensor) -> tuple[to
         return F.batch_norm(t, None, None, layer.weight, layer.bias, True, 0.0, layer.eps)
 
     h3_rec = F.relu(bn(b3, ((out - fc.bias) @ fc.weight).reshape(h3.shape)))
-    h2_rec = F.relu(bn(b2, F.conv_transpose2d(h3_rec - c3.bias.view(1, -1, 1, 1), c3.weight, stride=2, padding=1, output_padding=1)))
-    h1_rec = F.relu(bn(b1, F.conv_transpose2d(h2_rec - c2.bias.view(1, -1, 1, 1), c2.weight, stride=2, padding=1, output_padding=1)))
+    h2_rec = F.relu(bn(b2, F.conv_transpose2d(h3_rec - c3.bias.view(1, -1, 1, 1), c3.weight, stride=2, padding=1,
+                                              output_padding=1)))
+    h1_rec = F.relu(bn(b1, F.conv_transpose2d(h2_rec - c2.bias.view(1, -1, 1, 1), c2.weight, stride=2, padding=1,
+                                              output_padding=1)))
     x_rec = F.conv_transpose2d(h1_rec - c1.bias.view(1, -1, 1, 1), c1.weight, padding=1)
     loss = sum(0.5 * F.mse_loss(r, d, reduction="sum") for d, r in ((x, x_rec), (h1, h1_rec), (h2, h2_rec), (h3, h3_rec)))
     return out, loss

@@ -6,8 +6,10 @@ every layer's input from the network's output.
 """
 
 from . import reverse_rules as _reverse_rules  # noqa: F401  (registers the standard rules)
+from .batches import TensorBatches
 from .layers import PadShortcut, Residual
 from .losses import cross_entropy, double_softmax_cross_entropy, srip_loss
+from .resnet import cifar_resnet
 from .reverse import (
     ReverseWalk,
     Tape,
@@ -21,8 +23,6 @@ from .reverse import (
     rr_loss,
     weight_layers,
 )
-from .batches import TensorBatches
-from .resnet import cifar_resnet
 from .training import (
     NonFiniteLossError,
     Objective,

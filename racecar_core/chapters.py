@@ -1,12 +1,18 @@
 """Chapter parameters and presets: one specification used by the notebooks, the CLI and papermill.
 
-Every chapter notebook starts with a cell tagged ``parameters`` holding ``preset``, ``run_dir`` and one
-variable per :class:`Param`. A value of ``None`` means "the preset's value". :meth:`Chapter.configure`
-merges and validates them before any work starts, so a bad value fails in seconds, not after training.
+Each parameter is listed once, in its chapter's :class:`Chapter` spec. The notebook's first cell (tagged
+``parameters``, which papermill overrides) is generated from the spec (:meth:`Chapter.parameters_cell`;
+``scripts/sync_notebooks.py`` writes it, a test checks it), and the notebook reads every parameter back
+with ``CHAPTER.configure_from(globals())``, so no name can be left out. A value of ``None`` means "the
+preset's value". Values are merged and validated before any work starts, so a bad value fails in
+seconds, not after training.
+
+The registry of chapters is :mod:`racecar_core.experiments`; this module knows nothing of it.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -107,6 +113,12 @@ class Chapter:
         for p in self.params:
             if p.default is None and any(p.name not in self.presets[k] for k in PRESETS):
                 raise ValueError(f"chapter {self.name}: {p.name} defaults to None but not every preset sets it")
+            if p.default is not None and any(p.name in self.presets[k] for k in PRESETS):
+                raise ValueError(f"chapter {self.name}: a preset sets {p.name}, so its default must be None "
+                                 f"(the notebook's value would otherwise override the preset)")
+        reserved = {"preset", "run_dir"} & names
+        if reserved:
+            raise ValueError(f"chapter {self.name}: {sorted(reserved)} are set by every chapter, not as parameters")
 
     @property
     def param_names(self) -> list[str]:
@@ -138,22 +150,32 @@ class Chapter:
             self.validate(config)
         return config
 
+    def configure_from(self, namespace: Mapping[str, Any]) -> Config:
+        """:meth:`configure` with ``preset`` and every parameter read from ``namespace`` (a notebook's
+        ``globals()`` after its parameters cell); names it lacks take the preset's value."""
+        values = {p.name: namespace[p.name] for p in self.params if p.name in namespace}
+        return self.configure(namespace.get("preset", "cpu"), **values)
+
+    def parameters_cell(self) -> str:
+        """The source of the notebook's ``parameters`` cell, generated from this spec."""
+        lines = [
+            "# Parameters: set by papermill and `racecar run -p NAME VALUE`; None means the preset's value.",
+            f"# Generated from the chapter's spec (racecar_core/experiments/{self.name}.py): "
+            "python scripts/sync_notebooks.py",
+            "from typing import Optional",
+            "",
+            f'preset: str = "cpu"  # {" | ".join(PRESETS)}',
+        ]
+        for p in self.params:
+            kind = p.type.__name__
+            annotation = f"Optional[{kind}]" if p.default is None else kind  # papermill's parser reads no `int | None`
+            presets = ", ".join(f"{k}: {self.presets[k][p.name]!r}" for k in PRESETS if p.name in self.presets[k])
+            default = json.dumps(p.default) if isinstance(p.default, str) else repr(p.default)
+            lines.append(f"{p.name}: {annotation} = {default}  # {p.help}" + (f" ({presets})" if presets else ""))
+        lines.append('run_dir: str = ""  # folder for checkpoints and metrics.json (racecar run sets it); "": nowhere')
+        return "\n".join(lines)
+
     def notebook_path(self, root: str | Path | None = None) -> Path:
         from .runs import REPO_ROOT
 
         return Path(root or REPO_ROOT) / self.notebook
-
-
-def chapters() -> dict[str, Chapter]:
-    """All chapters, by name, in book order."""
-    from .experiments import CHAPTERS
-
-    return dict(CHAPTERS)
-
-
-def get_chapter(name: str) -> Chapter:
-    """The chapter called ``name``, or a :class:`ParameterError` listing the valid names."""
-    known = chapters()
-    if name not in known:
-        raise ParameterError(f"unknown chapter {name!r}; chapters: {', '.join(known)}")
-    return known[name]

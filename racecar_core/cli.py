@@ -2,7 +2,8 @@
 
     racecar list
     racecar run CHAPTER [--preset P] [-p NAME VALUE]... [--out DIR]
-    racecar book [--execute cache|force|off]
+    racecar book [--execute cache|force|off] [--preset P]
+    racecar scorecard [RUNS_DIR] [--csv FILE]
 
 Every parameter is checked before anything runs; a failed run leaves its training checkpoints (to
 resume by running the same command again) but no notebook or metrics file in ``runs/``.
@@ -14,13 +15,13 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from .chapters import PRESET_HELP, PRESETS, Chapter, ParameterError, chapters, get_chapter
+from .chapters import PRESET_HELP, PRESETS, Chapter, ParameterError
+from .experiments import chapters, get_chapter
 from .runs import REPO_ROOT
 
 STATIC_ENV = "RACECAR_STATIC"  # = racecar_core.widgets.STATIC_ENV (not imported: ipywidgets is slow to load)
@@ -41,9 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="do not stream the notebook's output")
     run.add_argument("--cell-timeout", type=int, default=None, metavar="SECONDS",
                      help="fail a notebook cell that runs longer than this (default: no limit)")
-    book = sub.add_parser("book", help="execute every chapter and build the HTML book into _build/html")
-    book.add_argument("--execute", choices=("cache", "force", "off"), default=None,
-                      help="notebook execution mode (default: the one in _config.yml)")
+    book = sub.add_parser("book", help="execute every chapter into runs/book and build the HTML book into _build/html")
+    book.add_argument("--execute", choices=("cache", "force", "off"), default="cache",
+                      help="cache (default): re-execute a chapter unless runs/book holds a run of this commit; "
+                           "force: delete the book's runs and execute everything; off: render what is there")
+    book.add_argument("--preset", default="cpu", help=f"preset of every chapter, one of {', '.join(PRESETS)} (default: cpu)")
+    card = sub.add_parser("scorecard", help="every claim of every run under a folder, as one table")
+    card.add_argument("runs_dir", nargs="?", default=str(REPO_ROOT / "runs"), help="folder of runs (default: runs/)")
+    card.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
     return parser
 
 
@@ -94,24 +100,23 @@ def run_chapter(chapter: Chapter, preset: str, values: dict[str, Any], out: Path
     return final
 
 
-def build_book(execute: str | None) -> int:
-    """``jupyter-book build`` of the repository (warnings are errors); returns its exit status."""
-    command = ["jupyter-book", "build", str(REPO_ROOT), "-W", "-n", "--keep-going"]
-    if execute:
-        import yaml
+def print_scorecard(runs_dir: str, csv: str | None = None) -> int:
+    """Print the scorecard of ``runs_dir`` as Markdown (and write it as CSV); 2 if there is nothing to show."""
+    from .report import scorecard
 
-        config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
-        config.setdefault("execute", {})["execute_notebooks"] = execute
-        override = REPO_ROOT / "_build" / f"_config.{execute}.yml"
-        override.parent.mkdir(exist_ok=True)
-        override.write_text(yaml.safe_dump(config, sort_keys=False))
-        command += ["--config", str(override)]
-    jb = Path(sys.executable).with_name("jupyter-book")
-    command[0] = str(jb) if jb.exists() else command[0]
-    status = subprocess.call(command, cwd=REPO_ROOT)
-    if status == 0:
-        print(f"racecar: book built: {REPO_ROOT / '_build' / 'html' / 'index.html'}")
-    return status
+    try:
+        card = scorecard(runs_dir, chapters=list(chapters()))
+    except FileNotFoundError as error:
+        print(f"racecar: error: {error}", file=sys.stderr)
+        return 2
+    if not card.claims:
+        print(f"racecar: error: no metrics.json with claims under {runs_dir}; run a chapter first", file=sys.stderr)
+        return 2
+    print(card.markdown())
+    if csv:
+        card.frame().to_csv(csv, index=False)
+        print(f"racecar: {csv}")
+    return 0
 
 
 def list_chapters() -> None:
@@ -132,8 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     # kernels started from here (papermill, the book build) draw the controls' default views: widgets.STATIC_ENV
     os.environ.setdefault(STATIC_ENV, "1")
+    if args.command == "scorecard":
+        return print_scorecard(args.runs_dir, args.csv)
     if args.command == "book":
-        return build_book(args.execute)
+        if args.preset not in PRESETS:
+            print(f"racecar: error: preset must be one of {list(PRESETS)}, got {args.preset!r}", file=sys.stderr)
+            return 2
+        from .book import build
+
+        return build(args.preset, args.execute)
     try:
         if args.cell_timeout is not None and args.cell_timeout <= 0:
             raise ParameterError(f"--cell-timeout must be a positive number of seconds, got {args.cell_timeout}")

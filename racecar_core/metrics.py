@@ -13,10 +13,20 @@ from torch import Tensor, nn
 from .reverse import reverse_pass
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (the CPU for a model without parameters)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 @torch.no_grad()
-def accuracy(model: nn.Module, x: Tensor, y: Tensor) -> float:
-    """Fraction of samples whose arg-max output equals the integer label."""
-    return float((model(x).argmax(dim=1) == y).float().mean())
+def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int | None = None) -> float:
+    """Fraction of samples whose arg-max output equals the integer label ``y`` [N]. ``x`` [N, ...] is moved to
+    the model's device, ``batch_size`` samples at a time (``None``: all at once)."""
+    device, n = model_device(model), len(x)
+    size = batch_size or max(n, 1)
+    hits = sum(int((model(x[i : i + size].to(device)).argmax(dim=1).cpu() == y[i : i + size].cpu()).sum())
+               for i in range(0, n, size))
+    return hits / n
 
 
 @torch.no_grad()

@@ -163,7 +163,8 @@ def _reverse_reshape(module: nn.Module, s: Tensor, walk: ReverseWalk) -> Tensor:
 
 def _pool_factors(in_size, out_size) -> list[int]:
     if any(i % o for i, o in zip(in_size, out_size)):
-        raise NotImplementedError(f"reverse of adaptive average pooling needs output {tuple(out_size)} to divide input {tuple(in_size)}")
+        raise NotImplementedError(f"reverse of adaptive average pooling needs output {tuple(out_size)} to divide "
+                                  f"input {tuple(in_size)}")
     return [i // o for i, o in zip(in_size, out_size)]
 
 

@@ -82,7 +82,8 @@ class TrainConfig:
         _check(0 <= self.warmup_steps < self.steps, "warmup_steps must be in [0, steps)")
         _check(self.lambda_rr_warmup >= 0, f"lambda_rr_warmup must be >= 0, got {self.lambda_rr_warmup}")
         _check(self.grad_clip >= 0, f"grad_clip must be >= 0 (0: off), got {self.grad_clip}")
-        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be two numbers in [0, 1), got {self.betas}")
+        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+               f"betas must be two numbers in [0, 1), got {self.betas}")
         object.__setattr__(self, "lr_milestones", tuple(float(m) for m in self.lr_milestones))
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
 
@@ -160,7 +161,7 @@ class StepContext:
     """Handed to :meth:`Objective.step`: the step number, the config and :meth:`update`, which applies one
     optimiser's update (NaN check, zero_grad, backward, gradient clipping, step)."""
 
-    def __init__(self, loop: "_Loop"):
+    def __init__(self, loop: _Loop):
         self._loop = loop
         self.step: int = loop.completed  # 0-based index of this optimisation step
         self.config: TrainConfig = loop.config

@@ -34,7 +34,7 @@ OUT = ROOT / "book" / "data" / "mi_settings.json"
 
 def final_fit(data, variant, seed: int, lr: float, steps: int) -> dict:
     """Train ``variant`` from seed ``seed`` on task A's training split; its final training loss and accuracy."""
-    from racecar_core.experiments import ib
+    from racecar_core.experiments import mi as ib
     from racecar_core.training import TrainConfig, seed_everything, train
 
     seed_everything(seed)
@@ -59,7 +59,7 @@ def main() -> None:
     import torch
 
     from racecar_core import runs
-    from racecar_core.experiments import ib
+    from racecar_core.experiments import mi as ib
     from racecar_core.experiments.grid import Variant
 
     cfg = ib.CHAPTER.configure("cpu")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup
 
-from racecar_core.chapters import chapters
+from racecar_core.experiments import chapters
 from racecar_core.report import VERDICTS
 
 
@@ -37,8 +37,22 @@ def problems_of(page: Path) -> list[str]:
     return [f"{page.name}: {p}" for p in found]
 
 
+def scorecard_problems(page: Path) -> list[str]:
+    """The scorecard page lists a claim of every chapter, each linking to that chapter's reproduction check."""
+    if not page.is_file():
+        return [f"{page} is missing"]
+    soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+    tables = [t for t in soup.find_all("table") if any("Verdict" in th.get_text() for th in t.find_all("th"))]
+    if len(tables) != 1:
+        return [f"{page.name}: expected one scorecard table, found {len(tables)}"]
+    links = {a.get("href", "") for a in tables[0].find_all("a")}
+    return [f"{page.name}: no link to {name}'s reproduction check" for name in chapters()
+            if f"{name}.html#{name}-check" not in links]
+
+
 def main(html: str = "_build/html") -> int:
     problems = [p for name in chapters() for p in problems_of(Path(html) / "book" / f"{name}.html")]
+    problems += scorecard_problems(Path(html) / "book" / "scorecard.html")
     for p in problems:
         print(f"check_built_book: {p}", file=sys.stderr)
     print(f"check_built_book: {len(list(chapters()))} chapters checked, {len(problems)} problems")

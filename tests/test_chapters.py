@@ -1,22 +1,56 @@
 """Chapter parameters, presets and the `racecar` command's checks (before any work starts)."""
 
-from pathlib import Path
 
+import nbformat
 import papermill
 import pytest
+import yaml
 
 from racecar_core import cli
-from racecar_core.chapters import PRESETS, Chapter, MissingDataError, Param, ParameterError, chapters, get_chapter
+from racecar_core.chapters import PRESETS, Chapter, MissingDataError, Param, ParameterError
+from racecar_core.experiments import chapters, get_chapter
 from racecar_core.runs import REPO_ROOT
 
 
-def test_every_chapter_notebook_declares_exactly_its_parameters():
-    for name, chapter in chapters().items():
-        declared = papermill.inspect_notebook(str(chapter.notebook_path()))
-        expected = {"preset": "cpu", "run_dir": "", **{p.name: p.default for p in chapter.params}}
-        assert set(declared) == set(expected), name
-        for key, default in expected.items():
-            assert eval(declared[key]["default"]) == default, (name, key)  # noqa: S307 (literal defaults)
+@pytest.mark.parametrize("name", list(chapters()))
+def test_every_chapter_is_complete(name):
+    """One name per chapter: notebook, module, test module, table of contents and README row."""
+    import racecar_core.experiments as experiments
+
+    chapter = get_chapter(name)
+    module = experiments.chapter_module(name)
+    assert chapter.notebook == f"book/{name}.ipynb" and chapter.notebook_path().is_file()
+    assert module.__name__ == f"racecar_core.experiments.{name}"
+    assert callable(module.claims) and callable(module.setting), "claims() and setting() turn results into the check"
+    assert (REPO_ROOT / "tests" / f"test_experiment_{name}.py").is_file(), "the chapter's claims need unit tests"
+    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
+    assert f"book/{name}" in [entry["file"] for entry in toc["chapters"]]
+    readme_rows = [line for line in (REPO_ROOT / "README.md").read_text().splitlines() if line.startswith("| `")]
+    assert any(line.startswith(f"| `{name}` |") for line in readme_rows), "README's chapter table needs a row"
+
+
+@pytest.mark.parametrize("name", list(chapters()))
+def test_notebook_parameters_cell_is_generated_from_the_spec(name):
+    chapter = get_chapter(name)
+    nb = nbformat.read(chapter.notebook_path(), as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1 and nb.cells.index(cells[0]) == 1
+    assert cells[0].source == chapter.parameters_cell(), "run: python scripts/sync_notebooks.py"
+    declared = papermill.inspect_notebook(str(chapter.notebook_path()))
+    expected = {"preset": "cpu", "run_dir": "", **{p.name: p.default for p in chapter.params}}
+    assert {k: eval(v["default"]) for k, v in declared.items()} == expected  # noqa: S307 (literal defaults)
+    assert "configure_from(globals())" in nb.cells[2].source, "the notebook reads every parameter back"
+    checks = [c for c in nb.cells if c.cell_type == "markdown" and f"({name}-check)=\n## Reproduction check" in c.source]
+    assert len(checks) == 1, "the scorecard links to the label above the reproduction check's heading"
+
+
+def test_configure_from_reads_every_parameter_and_ignores_other_names():
+    peak = get_chapter("peak")
+    cfg = peak.configure_from({"preset": "smoke", "steps": 7, "np": object(), "lr": 1e-3})
+    assert (cfg.preset, cfg.steps, cfg.lr, cfg.seeds) == ("smoke", 7, 1e-3, 1)
+    assert peak.configure_from({}).preset == "cpu"
+    with pytest.raises(ParameterError, match="expects int"):
+        peak.configure_from({"steps": "7"})
 
 
 @pytest.mark.parametrize("name", list(chapters()))
@@ -63,6 +97,10 @@ def test_param_parse_from_text():
 
 
 def test_chapter_spec_is_checked():
+    with pytest.raises(ValueError, match="its default must be None"):
+        Chapter("x", "X", "x.ipynb", (Param("n", int, 1, ""),), {"smoke": {"n": 2}, "cpu": {}, "paper": {}})
+    with pytest.raises(ValueError, match="set by every chapter"):
+        Chapter("x", "X", "x.ipynb", (Param("run_dir", str, "", ""),), {"smoke": {}, "cpu": {}, "paper": {}})
     with pytest.raises(ValueError, match="preset 'paper' missing"):
         Chapter("x", "X", "x.ipynb", (Param("n", int, 1, ""),), {"smoke": {}, "cpu": {}})
     with pytest.raises(ValueError, match="defaults to None"):

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from racecar_core import cli
-from racecar_core.chapters import chapters
+from racecar_core import cli, report
+from racecar_core.experiments import chapters
 
 pytestmark = pytest.mark.notebooks
 
@@ -19,8 +19,8 @@ def test_chapter_runs_with_smoke_preset_and_records_provenance(name, tmp_path):
     record = json.loads((out / "metrics.json").read_text())
     assert record["chapter"] == name and record["params"]["preset"] == "smoke"
     assert record["code"]["package"] and "torch" in record["environment"]
-    claims = record["results"]["claims"]
-    assert claims and all(c["Verdict"] in ("reproduced", "partly reproduced", "not reproduced", "not testable here") for c in claims)
+    claims = [report.Claim.from_record(c) for c in record["results"]["claims"]]  # validates every field
+    assert claims and all(c.chapter == name and c.preset == "smoke" and c.seeds for c in claims)
     # the trainings were checkpointed into the run folder; running again reloads them instead of retraining
     finished = sorted(p.parent.name for p in out.rglob("model.pt"))
     assert finished

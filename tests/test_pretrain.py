@@ -6,7 +6,6 @@ from torch import nn
 
 from racecar_core.pretrain import layer_reconstruction_errors, pretrain_layerwise
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -16,7 +16,6 @@ from racecar_core.experiments import resnet as chapter
 from racecar_core.resnet import DEPTHS, blocks_per_stage, cifar_resnet
 from racecar_core.reverse import ReverseWalk, find_rule, record
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -50,7 +50,8 @@ def test_conv2d_rule_is_exact_adjoint(stride, padding, groups, size):
 
 
 @pytest.mark.parametrize("padding_mode", ["zeros", "circular", "reflect", "replicate"])
-@pytest.mark.parametrize("padding,stride,dilation,kernel", [(1, 1, 1, 3), (2, 2, 1, 5), ("same", 1, 2, 3), ("same", 1, 1, 4), ("valid", 2, 1, 3)])
+@pytest.mark.parametrize("padding,stride,dilation,kernel",
+                         [(1, 1, 1, 3), (2, 2, 1, 5), ("same", 1, 2, 3), ("same", 1, 1, 4), ("valid", 2, 1, 3)])
 def test_conv2d_adjoint_for_every_padding_mode(padding_mode, padding, stride, dilation, kernel):
     conv = nn.Conv2d(3, 5, kernel, stride=stride, padding=padding, dilation=dilation, padding_mode=padding_mode, bias=False)
     x = torch.randn(2, 3, 11, 8)
@@ -82,7 +83,8 @@ def test_conv_transpose2d_adjoint_is_conv():
     assert torch.allclose((layer(x) * y).sum(), (x * adjoint(layer, x, y)).sum())
 
 
-@pytest.mark.parametrize("pool,size", [(nn.AdaptiveAvgPool2d(1), 8), (nn.AdaptiveAvgPool2d(2), 8), (nn.AvgPool2d(2), 8), (nn.AvgPool2d(3, stride=2, padding=1), 9)])
+@pytest.mark.parametrize("pool,size", [(nn.AdaptiveAvgPool2d(1), 8), (nn.AdaptiveAvgPool2d(2), 8), (nn.AvgPool2d(2), 8),
+                                       (nn.AvgPool2d(3, stride=2, padding=1), 9)])
 def test_average_pooling_adjoint(pool, size):
     x = torch.randn(2, 3, size, size)
     y = torch.randn_like(pool(x))
@@ -348,7 +350,8 @@ def test_pair_after_a_reshape_includes_the_pointwise_run_in_front_of_it():
     conv, bn, _, _, fc = model
     x = torch.randn(5, 1, 4, 4)
     out = model(x)
-    h_rec = F.relu(F.batch_norm(((out - fc.bias) @ fc.weight).reshape(5, 2, 4, 4), None, None, bn.weight, bn.bias, True, 0.0, bn.eps))
+    h_rec = F.relu(F.batch_norm(((out - fc.bias) @ fc.weight).reshape(5, 2, 4, 4), None, None, bn.weight, bn.bias, True, 0.0,
+                                bn.eps))
     pairs = rc.reverse_pass(model, x)
     assert torch.allclose(pairs[1][1], h_rec.flatten(1))  # the Linear's d' is the BN-ReLU'd reconstruction
     assert torch.allclose(pairs[0][1], F.conv_transpose2d(h_rec - conv.bias.view(1, 2, 1, 1), conv.weight, padding=1))

@@ -139,7 +139,8 @@ def test_config_validation(bad):
 
 def test_learning_rate_schedule_with_warmup_and_milestones():
     cfg = TrainConfig(steps=100, lr=0.1, warmup_steps=10, warmup_lr=0.01, lr_milestones=(0.5, 0.75))
-    assert [cfg.lr_at(s) for s in (0, 9, 10, 49, 50, 74, 75, 99)] == pytest.approx([0.01, 0.01, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    expected = [0.01, 0.01, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    assert [cfg.lr_at(s) for s in (0, 9, 10, 49, 50, 74, 75, 99)] == pytest.approx(expected)
 
 
 def test_sgd_with_weight_decay_trains(data):

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .. import mi, models
+from .. import mi as estimators
+from .. import models, report
 from ..chapters import Chapter, Param
 from ..pretrain import pretrain_layerwise
 from ..reverse import layer_activations
@@ -103,12 +104,12 @@ class IB12Data:
 
     def label_entropy(self, task: str) -> float:
         """``H(Y)`` in bits over all 4096 patterns: the ceiling of ``I(d_m; Y)``."""
-        return mi.entropy(self.labels[task])
+        return estimators.entropy(self.labels[task])
 
     @property
     def input_entropy(self) -> float:
         """``H(X) = log2 4096 = 12`` bits: the ceiling of ``I(X; d_m)``."""
-        return mi.entropy(self.patterns)
+        return estimators.entropy(self.patterns)
 
 
 def load_data(cfg) -> IB12Data:
@@ -167,11 +168,11 @@ def planes(states: Sequence[np.ndarray], data: IB12Data, task: str, estimator: s
     passed to skip recomputing it.
     """
     if estimator == "binning":
-        return mi.information_planes([list(states)], data.patterns, data.labels[task], "binning")[0]
+        return estimators.information_planes([list(states)], data.patterns, data.labels[task], "binning")[0]
     if estimator not in ("kde_upper", "kde_lower"):
         raise ValueError(f"estimator must be one of binning, kde_upper, kde_lower, got {estimator!r}")
     first = 1 if input_point is not None else 0
-    out = mi.information_planes([list(states[first:])], data.patterns, data.labels[task], estimator,
+    out = estimators.information_planes([list(states[first:])], data.patterns, data.labels[task], estimator,
                                 noise_variance=noise_variance)[0]
     return np.vstack([np.reshape(input_point, (1, 2)), out]) if input_point is not None else out
 
@@ -235,7 +236,7 @@ def pretrain(model: nn.Module, data: IB12Data, cfg, seed: int, run_dir: str | Pa
 
 
 @dataclass
-class IBResults:
+class MIResults:
     """Everything the chapter draws: runs, final measures and planes per (stage, variant, seed)."""
 
     runs: dict[tuple[str, str, int], TrainResult] = field(default_factory=dict)
@@ -347,7 +348,7 @@ def _cached_plane(path: Path | None, compute) -> np.ndarray:
     return plane
 
 
-def run(cfg, data: IB12Data, *, run_dir: str = "", progress: bool = True, threads: int | None = 1) -> IBResults:
+def run(cfg, data: IB12Data, *, run_dir: str = "", progress: bool = True, threads: int | None = 1) -> MIResults:
     """Train every variant and seed through the stages A → AA and A → AB and measure the planes.
 
     Stage A: ``cfg.steps`` full-batch Adam steps on task A with the variant's regulariser (Pre: after
@@ -355,7 +356,8 @@ def run(cfg, data: IB12Data, *, run_dir: str = "", progress: bool = True, thread
     (a fresh optimiser, learning rate ``cfg.lr``) on every layer with the cross-entropy of task A or B
     alone. Each stage is evaluated every ``cfg.snapshot_every`` steps (binning plane, accuracies); at the
     end of each stage, seeds ``< cfg.kde_seeds`` also get the KDE upper bound, computed in a background
-    thread while training goes on (and kept in ``run_dir/kde/``). ``threads``: torch threads during training (1 is fastest for this tiny
+    thread while training goes on (and kept in ``run_dir/kde/``). ``threads``: torch threads during training (1 is
+    fastest for this tiny
     network and leaves a core to the KDE; restored afterwards; ``None`` leaves the setting alone).
     """
     base = TrainConfig(steps=cfg.steps, lr=cfg.lr, rr_reduction="mean", eval_every=cfg.snapshot_every,
@@ -363,7 +365,7 @@ def run(cfg, data: IB12Data, *, run_dir: str = "", progress: bool = True, thread
     fine = TrainConfig(steps=cfg.finetune_steps, lr=cfg.lr, eval_every=cfg.snapshot_every,
                        checkpoint_every=max(cfg.finetune_steps // 2, 1))
     ident = identity(cfg, data)
-    results = IBResults()
+    results = MIResults()
     kde_jobs: dict[tuple[str, str, int, str], Future] = {}
     previous_threads = torch.get_num_threads()
     if threads:
@@ -499,47 +501,10 @@ def gap_to(frame: pd.DataFrame, stages: Sequence[str], variant: str, reference: 
                     for s in stages], axis=0)
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """One paired test: does ``subject`` beat ``other`` on ``quantity``, for the seed means and in at least
-    ``SEED_SHARE`` of the seeds? Values are per seed, paired by seed."""
-
-    quantity: str
-    subject: str
-    other: str
-    subject_values: np.ndarray
-    other_values: np.ndarray
-    lower_is_better: bool = False
-
-    def __post_init__(self):
-        a, b = np.asarray(self.subject_values, float), np.asarray(self.other_values, float)
-        if a.shape != b.shape or a.ndim != 1 or a.size == 0:
-            raise ValueError(f"paired per-seed values needed, got shapes {a.shape} and {b.shape}")
-        object.__setattr__(self, "subject_values", a)
-        object.__setattr__(self, "other_values", b)
-
-    @property
-    def wins(self) -> np.ndarray:
-        a, b = self.subject_values, self.other_values
-        return a < b if self.lower_is_better else a > b
-
-    @property
-    def holds(self) -> bool:
-        a, b = self.subject_values.mean(), self.other_values.mean()
-        better = a < b if self.lower_is_better else a > b
-        return bool(better and self.wins.mean() >= SEED_SHARE - 1e-12)
-
-    def text(self) -> str:
-        from ..report import mean_sd
-
-        return (f"{self.subject} {mean_sd(self.subject_values)} vs {self.other} {mean_sd(self.other_values)} "
-                f"({int(self.wins.sum())}/{self.wins.size} seeds {'lower' if self.lower_is_better else 'higher'})")
-
-
-def claim_tests(frame: pd.DataFrame, h_x: float, h_y: dict[str, float]) -> dict[str, list[Comparison]]:
+def claim_tests(frame: pd.DataFrame, h_x: float, h_y: dict[str, float]) -> dict[str, list[report.Comparison]]:
     """The quantitative tests of the chapter's five claims, fixed before looking at any result.
 
-    ``frame``: :meth:`IBResults.plane_frame` (one estimator). Coordinates are normalised by their ceilings
+    ``frame``: :meth:`MIResults.plane_frame` (one estimator). Coordinates are normalised by their ceilings
     (``I(X; d)/H(X)``, ``I(d; Y)/H(Y)``); "layers" are ``d_2 .. d_7`` unless said otherwise.
 
     * ``centre``: stage A, RR's mean distance to the centre (½, ½) is lower than Std's, Ort's and Pre's.
@@ -553,32 +518,86 @@ def claim_tests(frame: pd.DataFrame, h_x: float, h_y: dict[str, float]) -> dict[
     """
     norm = normalised(frame, h_x, h_y)
     iy = columns("IY", HIDDEN_AND_OUTPUT)
-    tests: dict[str, list[Comparison]] = {
-        "centre": [Comparison("distance to the centre", "RR", other, centre_distance(norm, "A", "RR"),
-                              centre_distance(norm, "A", other), lower_is_better=True) for other in BASELINES],
-        "output": [Comparison("normalised I(d;Y)", subject, "RR", column_mean(norm, "A", subject, iy),
-                              column_mean(norm, "A", "RR", iy)) for subject in ("Std", "Ort")],
-        "pre_input": [Comparison("normalised I(X;d), d2-d4", "Pre", other,
+    tests: dict[str, list[report.Comparison]] = {
+        "centre": [report.Comparison("distance to the centre", "RR", other, centre_distance(norm, "A", "RR"),
+                              centre_distance(norm, "A", other), lower_is_better=True, min_share=SEED_SHARE)
+                   for other in BASELINES],
+        "output": [report.Comparison("normalised I(d;Y)", subject, "RR", column_mean(norm, "A", subject, iy),
+                              column_mean(norm, "A", "RR", iy), min_share=SEED_SHARE) for subject in ("Std", "Ort")],
+        "pre_input": [report.Comparison("normalised I(X;d), d2-d4", "Pre", other,
                                  column_mean(norm, "A", "Pre", columns("IX", EARLY)),
-                                 column_mean(norm, "A", other, columns("IX", EARLY))) for other in ("Std", "Ort", "RR")],
+                                 column_mean(norm, "A", other, columns("IX", EARLY)), min_share=SEED_SHARE)
+                      for other in ("Std", "Ort", "RR")],
         "transfer": [],
         "local": [
-            Comparison("distance to RR's points (A, AA, AB)", "lRR", "RR1", distance_to(norm, STAGES, "lRR", "RR"),
-                       distance_to(norm, STAGES, "RR1", "RR"), lower_is_better=True),
-            Comparison("test-accuracy gap to RR (AA, AB)", "lRR", "RR1", gap_to(frame, ("AA", "AB"), "lRR", "RR"),
-                       gap_to(frame, ("AA", "AB"), "RR1", "RR"), lower_is_better=True),
+            report.Comparison("distance to RR's points (A, AA, AB)", "lRR", "RR1", distance_to(norm, STAGES, "lRR", "RR"),
+                       distance_to(norm, STAGES, "RR1", "RR"), lower_is_better=True, min_share=SEED_SHARE),
+            report.Comparison("test-accuracy gap to RR (AA, AB)", "lRR", "RR1", gap_to(frame, ("AA", "AB"), "lRR", "RR"),
+                       gap_to(frame, ("AA", "AB"), "RR1", "RR"), lower_is_better=True, min_share=SEED_SHARE),
         ],
     }
     for stage in ("AA", "AB"):
         for label, col in (("I(d7;Y)", ["IY_d7"]), ("test accuracy", ["test_acc"])):
-            tests["transfer"] += [Comparison(f"{stage} {label}", "RR", other, column_mean(frame, stage, "RR", col),
-                                             column_mean(frame, stage, other, col)) for other in BASELINES]
+            tests["transfer"] += [report.Comparison(f"{stage} {label}", "RR", other, column_mean(frame, stage, "RR", col),
+                                             column_mean(frame, stage, other, col), min_share=SEED_SHARE)
+                                  for other in BASELINES]
     return tests
 
 
-def verdict_of(comparisons: Sequence[Comparison]) -> str:
-    """``reproduced`` if every comparison holds, ``partly reproduced`` if some do, else ``not reproduced``."""
-    from ..report import verdict
+CLAIMS = {
+    "centre": "Task A: all layers of RR lie in the centre of the plane (they keep information about input and output)",
+    "output": "Task A: Std and Ort specialise on the output (large I(d_m; Y))",
+    "pre_input": "Task A: Pre keeps a high I(X; d_m) in the early layers",
+    "transfer": "After fine-tuning on A (AA) and on B (AB), RR's d_7 reaches the highest I(d_7; Y) and RR the "
+                "highest accuracy (compared with Std, Ort, Pre)",
+    "local": "lRR comes close to RR; RR¹ less so",
+}
+# The MI-plane figure's caption (as on the authors' group page) states the first three; "transfer" and "local"
+# are our reading of panels whose captions we could not read in full, and RR¹ / lRR are our reading of the names.
+SOURCES = {
+    "centre": "MI-plane figure, panel b (caption)",
+    "output": "MI-plane figure, panel b (caption)",
+    "pre_input": "MI-plane figure, panel b (caption)",
+    "transfer": "MI-plane figure, panels c, d (our reading; caption not verified)",
+    "local": "our reading of the RR¹ / lRR results (not verified)",
+}
+TESTS = {
+    "centre": "stage A: RR's mean distance of d2-d7 to the plane's centre below Std's, Ort's and Pre's",
+    "output": "stage A: Std's and Ort's mean normalised I(d;Y) over d2-d7 above RR's",
+    "pre_input": "stage A: Pre's mean normalised I(X;d) over d2-d4 above Std's, Ort's and RR's",
+    "transfer": "AA and AB: RR's I(d7;Y) and test accuracy above Std's, Ort's and Pre's",
+    "local": "lRR closer to RR than RR¹ in the plane (A, AA, AB) and in test accuracy (AA, AB)",
+}
 
-    held = [c.holds for c in comparisons]
-    return verdict(all(held), partly=any(held))
+
+def setting(cfg, data_name: str, lambda_rr: float | None = None) -> report.Setting:
+    """What the chapter's claims share (preset, seeds, data set, λ)."""
+    lam = cfg.lambda_rr if lambda_rr is None else lambda_rr
+    return report.Setting("mi", cfg.preset, tuple(range(cfg.seeds)), data_name, report.format_lambda(lam))
+
+
+def claims(binning: pd.DataFrame, kde: pd.DataFrame | None, h_x: float, h_y: dict[str, float],
+           where: report.Setting) -> list[report.Claim]:
+    """The five claims, judged on the binning planes (:meth:`MIResults.plane_frame`); the KDE upper bound's
+    verdict on ``kde`` (seeds with KDE planes, or ``None``) is reported beside it in the test column.
+
+    A comparison holds when it holds for the seed means and in at least ``SEED_SHARE`` of the seeds; a
+    claim is reproduced when all its comparisons hold, partly when some do.
+    """
+    tests = claim_tests(binning, h_x, h_y)
+    kde_tests = claim_tests(kde, h_x, h_y) if kde is not None and len(kde) else None
+    out = []
+    for key, text in CLAIMS.items():
+        held = [c.holds for c in tests[key]]
+        if kde_tests is None:
+            kde_text = "no KDE planes in this run"
+        else:
+            kde_held = [c.holds for c in kde_tests[key]]
+            kde_text = (f"KDE upper bound ({len(kde.seed.unique())} seeds): {report.verdict_of(kde_held)}, "
+                        f"{sum(kde_held)}/{len(kde_held)} comparisons hold")
+        out.append(where.claim(
+            key, text, source=SOURCES[key], measured=report.measured_text(tests[key]),
+            verdict=report.verdict_of(held),
+            test=f"{TESTS[key]}; each comparison for the means and in ≥ {SEED_SHARE:.0%} of the seeds. "
+            f"Binning: {sum(held)}/{len(held)} comparisons hold; {kde_text}"))
+    return out

@@ -5,35 +5,35 @@ import pandas as pd
 import pytest
 import torch
 
+from racecar_core import report
 from racecar_core.chapters import ParameterError
-from racecar_core.experiments import ib
-
+from racecar_core.experiments import mi
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def data():
-    return ib.load_data(ib.CHAPTER.configure("smoke"))
+    return mi.load_data(mi.CHAPTER.configure("smoke"))
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    cfg = ib.CHAPTER.configure("smoke", seeds=2, steps=4, finetune_steps=2, pretrain_steps=2, snapshot_every=2,
+    cfg = mi.CHAPTER.configure("smoke", seeds=2, steps=4, finetune_steps=2, pretrain_steps=2, snapshot_every=2,
                                kde_seeds=0)
     run_dir = tmp_path_factory.mktemp("ib")
-    data = ib.load_data(cfg)
-    return cfg, data, run_dir, ib.run(cfg, data, run_dir=str(run_dir), progress=False)
+    data = mi.load_data(cfg)
+    return cfg, data, run_dir, mi.run(cfg, data, run_dir=str(run_dir), progress=False)
 
 
 def test_presets_and_validation():
-    assert ib.CHAPTER.configure("cpu").seeds >= 5
+    assert mi.CHAPTER.configure("cpu").seeds >= 5
     with pytest.raises(ParameterError, match="test_fraction"):
-        ib.CHAPTER.configure(test_fraction=0.95)
+        mi.CHAPTER.configure(test_fraction=0.95)
     with pytest.raises(ParameterError, match="seeds"):
-        ib.CHAPTER.configure(seeds=0)
+        mi.CHAPTER.configure(seeds=0)
     with pytest.raises(ParameterError, match="kde_seeds"):
-        ib.CHAPTER.configure(kde_seeds=-1)
+        mi.CHAPTER.configure(kde_seeds=-1)
 
 
 def test_data_split_is_disjoint_and_shared_by_both_tasks(data):
@@ -49,10 +49,10 @@ def test_data_split_is_disjoint_and_shared_by_both_tasks(data):
 
 
 def test_variants_build_the_right_training_configs():
-    cfg = ib.CHAPTER.configure("cpu", lambda_rr=0.5, lambda_ort=0.2)
-    base = ib.TrainConfig(steps=10)
-    configs = {v.name: v.config(base, seed=3) for v in ib.variants(cfg)}
-    assert list(configs) == list(ib.VARIANTS)
+    cfg = mi.CHAPTER.configure("cpu", lambda_rr=0.5, lambda_ort=0.2)
+    base = mi.TrainConfig(steps=10)
+    configs = {v.name: v.config(base, seed=3) for v in mi.variants(cfg)}
+    assert list(configs) == list(mi.VARIANTS)
     assert all(c.seed == 3 and c.steps == 10 for c in configs.values())
     for name in ("Std", "Pre"):
         assert configs[name].lambda_rr == 0 and configs[name].lambda_ort == 0
@@ -63,31 +63,31 @@ def test_variants_build_the_right_training_configs():
 
 def test_layer_states_and_planes_have_the_right_shapes_and_ceilings(data):
     torch.manual_seed(0)
-    model = ib.make_model()
-    states = ib.layer_states(model, data.x)
-    assert [s.shape for s in states] == [(4096, w) for w in ib.WIDTHS]
+    model = mi.make_model()
+    states = mi.layer_states(model, data.x)
+    assert [s.shape for s in states] == [(4096, w) for w in mi.WIDTHS]
     assert np.array_equal(states[0], data.x.numpy())
     assert np.allclose(states[-1].sum(axis=1), 1.0)  # d_7: softmax probabilities
-    plane = ib.planes(states, data, "a")
+    plane = mi.planes(states, data, "a")
     assert plane.shape == (7, 2)
     assert plane[0] == pytest.approx([12.0, data.label_entropy("a")])  # d_1 = X
     assert (plane[:, 0] <= 12 + 1e-9).all() and (plane[:, 1] <= data.label_entropy("a") + 1e-9).all()
     with pytest.raises(ValueError, match="estimator"):
-        ib.planes(states, data, "a", "kde_middle")
+        mi.planes(states, data, "a", "kde_middle")
 
 
 def test_kde_plane_with_a_precomputed_input_point(data):
     torch.manual_seed(0)
-    states = ib.layer_states(ib.make_model(), data.x)
+    states = mi.layer_states(mi.make_model(), data.x)
     point = np.array([12.0, 1.0])
-    plane = ib.planes(states[-3:], data, "b", "kde_upper", input_point=point)
+    plane = mi.planes(states[-3:], data, "b", "kde_upper", input_point=point)
     assert plane.shape == (3, 2) and np.array_equal(plane[0], point)
     assert (plane[1:, 0] <= 12 + 1e-9).all() and (plane[1:, 1] <= data.label_entropy("b") + 1e-9).all()
 
 
 def test_run_covers_every_stage_variant_and_seed(tiny):
     cfg, data, _, results = tiny
-    assert set(results.runs) == {(st, v, s) for st in ib.STAGES for v in ib.VARIANTS for s in range(2)}
+    assert set(results.runs) == {(st, v, s) for st in mi.STAGES for v in mi.VARIANTS for s in range(2)}
     frame = results.frame
     assert len(frame) == 3 * 6 * 2 and frame[["train_acc", "test_acc"]].apply(lambda c: c.between(0, 1)).all().all()
     assert results.steps("A") == [0, 2, 4] and results.steps("AB") == [0, 2]
@@ -111,7 +111,7 @@ def test_run_covers_every_stage_variant_and_seed(tiny):
 
 def test_run_reloads_finished_trainings_and_pretraining(tiny):
     cfg, data, run_dir, results = tiny
-    again = ib.run(cfg, data, run_dir=str(run_dir), progress=False)
+    again = mi.run(cfg, data, run_dir=str(run_dir), progress=False)
     assert all(r.resumed_from > 0 for r in again.runs.values())  # loaded, not retrained
     pd.testing.assert_frame_equal(again.frame, results.frame)
     pd.testing.assert_frame_equal(again.pretrain_history[1], results.pretrain_history[1])
@@ -120,8 +120,8 @@ def test_run_reloads_finished_trainings_and_pretraining(tiny):
 def _frame(rr_centre=True, n=5):
     """A synthetic plane frame in bits: RR in the centre, the others at the output corner, or the reverse."""
     rows = []
-    for stage in ib.STAGES:
-        for variant in ib.VARIANTS:
+    for stage in mi.STAGES:
+        for variant in mi.VARIANTS:
             for seed in range(n):
                 central = (variant == "RR") == rr_centre
                 ix, iy = (6.0, 0.5) if central else (11.0, 0.95)
@@ -141,33 +141,41 @@ def _frame(rr_centre=True, n=5):
 
 def test_claim_tests_follow_the_numbers():
     h_y = {"a": 1.0, "b": 1.0}
-    held = ib.claim_tests(_frame(True), 12.0, h_y)
+    held = mi.claim_tests(_frame(True), 12.0, h_y)
     assert set(held) == {"centre", "output", "pre_input", "transfer", "local"}
     assert len(held["transfer"]) == 12
-    assert {k: ib.verdict_of(v) for k, v in held.items()} == dict.fromkeys(held, "reproduced")
-    flipped = ib.claim_tests(_frame(False), 12.0, h_y)
+    assert {k: report.verdict_of([c.holds for c in v]) for k, v in held.items()} == dict.fromkeys(held, "reproduced")
+    flipped = mi.claim_tests(_frame(False), 12.0, h_y)
     for key in ("centre", "output", "pre_input", "transfer"):
-        assert ib.verdict_of(flipped[key]) == "not reproduced", key
+        assert report.verdict_of([c.holds for c in flipped[key]]) == "not reproduced", key
+
+
+def test_claims_carry_source_setting_and_kde_verdict():
+    h_y = {"a": 1.0, "b": 1.0}
+    where = report.Setting("mi", "smoke", (0, 1, 2, 3, 4), "12-bit task", "0.03")
+    claims = mi.claims(_frame(True), _frame(False), 12.0, h_y, where)
+    assert [c.key for c in claims] == list(mi.CLAIMS)
+    assert all(c.verdict == "reproduced" and c.chapter == "mi" and c.seeds == (0, 1, 2, 3, 4) for c in claims)
+    assert "KDE upper bound (5 seeds): not reproduced" in claims[0].test
+    assert "no KDE planes" in mi.claims(_frame(True), None, 12.0, h_y, where)[0].test
 
 
 def test_comparison_needs_most_seeds_not_just_the_mean():
     # the mean favours the subject, but it wins in only 3 of 5 seeds: below the 80 % share
-    c = ib.Comparison("q", "RR", "Std", np.array([1.0, 1.0, 1.0, 0.0, 0.0]), np.array([0.5, 0.5, 0.5, 0.1, 0.1]))
+    share = mi.SEED_SHARE
+    c = report.Comparison("q", "RR", "Std", np.array([1.0, 1.0, 1.0, 0.0, 0.0]), np.array([0.5, 0.5, 0.5, 0.1, 0.1]),
+                          min_share=share)
     assert c.subject_values.mean() > c.other_values.mean() and not c.holds
     assert "3/5 seeds higher" in c.text()
-    assert ib.Comparison("q", "a", "b", np.array([1.0, 1, 1, 1, 0]), np.zeros(5)).holds
-    assert ib.Comparison("q", "a", "b", np.zeros(3), np.ones(3), lower_is_better=True).holds
-    with pytest.raises(ValueError, match="paired"):
-        ib.Comparison("q", "a", "b", np.zeros(3), np.zeros(4))
-    assert ib.verdict_of([c, ib.Comparison("q", "a", "b", np.ones(2), np.zeros(2))]) == "partly reproduced"
+    assert report.Comparison("q", "a", "b", np.array([1.0, 1, 1, 1, 0]), np.zeros(5), min_share=share).holds
 
 
 def test_measures_refuse_missing_runs_and_unpaired_seeds():
     frame = _frame(True)
     with pytest.raises(KeyError, match="no runs"):
-        ib.column_mean(frame, "A", "Nope", ["IY_d7"])
+        mi.column_mean(frame, "A", "Nope", ["IY_d7"])
     with pytest.raises(ValueError, match="same seeds"):
-        ib.distance_to(ib.normalised(frame[~((frame.variant == "RR") & (frame.seed == 0))], 12.0, {"a": 1, "b": 1}),
+        mi.distance_to(mi.normalised(frame[~((frame.variant == "RR") & (frame.seed == 0))], 12.0, {"a": 1, "b": 1}),
                        ["A"], "lRR", "RR")
     with pytest.raises(ValueError, match="layers in 1..7"):
-        ib.columns("IX", [8])
+        mi.columns("IX", [8])

@@ -1,0 +1,96 @@
+"""Building the HTML book: every chapter is executed once, the way ``racecar run`` executes it (papermill into a
+run folder with its ``metrics.json``), the scorecard page is computed from those runs, and jupyter-book renders
+the executed notebooks without executing anything again.
+
+    runs/book/<chapter>/          the chapter's run folder: trainings, executed notebook, metrics.json
+    _build/src/                   the staged book sources (executed notebooks in place of the blank ones)
+    _build/html/                  the rendered book
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from .runs import REPO_ROOT, code_version, load_metrics
+
+BOOK_RUNS = REPO_ROOT / "runs" / "book"
+STAGE = REPO_ROOT / "_build" / "src"
+SCORECARD = "book/scorecard.ipynb"
+EXECUTE_MODES = ("cache", "force", "off")
+
+
+def is_current(run_dir: Path, chapter_name: str, preset: str) -> bool:
+    """Whether ``run_dir`` holds a finished run of ``chapter_name`` with ``preset`` from the current, clean
+    commit (then ``cache`` mode reuses it instead of executing the notebook again)."""
+    notebook, metrics = run_dir / f"{chapter_name}.ipynb", run_dir / "metrics.json"
+    if not (notebook.is_file() and metrics.is_file()):
+        return False
+    record, now = load_metrics(metrics), code_version()
+    return (record["params"].get("preset") == preset and now["git_commit"] is not None and not now["git_dirty"]
+            and record["code"]["git_commit"] == now["git_commit"] and not record["code"]["git_dirty"])
+
+
+def execute_chapters(preset: str = "cpu", execute: str = "cache", progress: bool = True) -> dict[str, Path]:
+    """Run every chapter into ``runs/book/<chapter>`` and return the executed notebooks by chapter.
+
+    ``force`` deletes each chapter's book run first (nothing is reused), ``cache`` reuses a run of the
+    current commit and otherwise re-executes the notebook (finished trainings in the run folder are loaded,
+    not repeated), ``off`` executes nothing and uses what is there.
+    """
+    from .cli import run_chapter
+    from .experiments import chapters
+
+    if execute not in EXECUTE_MODES:
+        raise ValueError(f"execute must be one of {EXECUTE_MODES}, got {execute!r}")
+    executed = {}
+    for name, chapter in chapters().items():
+        out = BOOK_RUNS / name
+        if execute == "force" and out.exists():
+            shutil.rmtree(out)
+        if execute == "cache" and is_current(out, name, preset) or execute == "off":
+            print(f"racecar book: {name}: using {out}", flush=True)
+        else:
+            print(f"racecar book: {name}: executing ({preset} preset)", flush=True)
+            run_chapter(chapter, preset, {}, out, progress=progress)
+        if (out / f"{name}.ipynb").is_file():
+            executed[name] = out / f"{name}.ipynb"
+    return executed
+
+
+def stage_sources(executed: dict[str, Path]) -> Path:
+    """Copy the book's sources into ``_build/src`` with each executed notebook in place of the blank one, and
+    execute the scorecard page on ``runs/book``. Returns the staged root."""
+    import papermill
+
+    if STAGE.exists():
+        shutil.rmtree(STAGE)
+    STAGE.mkdir(parents=True)
+    shutil.copytree(REPO_ROOT / "book", STAGE / "book", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    shutil.copy2(REPO_ROOT / "_toc.yml", STAGE / "_toc.yml")
+    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+    config.setdefault("execute", {})["execute_notebooks"] = "off"
+    (STAGE / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    for name, notebook in executed.items():
+        shutil.copy2(notebook, STAGE / "book" / f"{name}.ipynb")
+    papermill.execute_notebook(str(REPO_ROOT / SCORECARD), str(STAGE / SCORECARD), parameters={"runs_dir": str(BOOK_RUNS)},
+                               cwd=str(REPO_ROOT / "book"), progress_bar=False, kernel_name="python3")
+    return STAGE
+
+
+def build(preset: str = "cpu", execute: str = "cache", progress: bool = True) -> int:
+    """Execute the chapters, stage the sources and render ``_build/html`` (warnings are errors). Returns the
+    exit status of ``jupyter-book build``."""
+    executed = execute_chapters(preset, execute, progress)
+    stage = stage_sources(executed)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    command = [str(jb) if jb.exists() else "jupyter-book", "build", str(stage), "--path-output", str(REPO_ROOT),
+               "-W", "-n", "--keep-going"]
+    status = subprocess.call(command, cwd=REPO_ROOT)
+    if status == 0:
+        print(f"racecar: book built: {REPO_ROOT / '_build' / 'html' / 'index.html'}")
+    return status
