@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 PRESETS = ("smoke", "cpu", "paper")
+INT_MAX = 2**31 - 1  # the bound of an int parameter without its own max (seeds: torch and numpy take 32-bit values)
 PRESET_HELP = {
     "smoke": "seconds; for tests",
     "cpu": "the default: minutes on a 2-core laptop",
@@ -74,11 +75,23 @@ class Param:
             raise ParameterError(f"parameter {self.name!r} must be one of {list(self.choices)}, got {value!r}")
         if self.min is not None and value < self.min:
             raise ParameterError(f"parameter {self.name!r} must be >= {self.min}, got {value!r}")
-        if self.max is not None and value > self.max:
-            raise ParameterError(f"parameter {self.name!r} must be <= {self.max}, got {value!r}")
-        if self.folder and value and not Path(value).expanduser().is_dir():
-            raise MissingDataError(f"parameter {self.name!r}: folder {value!r} does not exist. {self.help}")
+        upper = self.max if self.max is not None or self.type is not int else INT_MAX
+        if upper is not None and value > upper:
+            raise ParameterError(f"parameter {self.name!r} must be <= {upper}, got {value!r}")
+        if self.folder and value:
+            self._check_folder(value)
         return value
+
+    def _check_folder(self, value: str) -> None:
+        try:
+            folder = Path(value).expanduser()
+        except RuntimeError as error:  # ~user of an unknown user
+            raise MissingDataError(f"parameter {self.name!r}: cannot expand {value!r} ({error}). {self.help}") from None
+        if folder.is_file():
+            raise MissingDataError(f"parameter {self.name!r}: {value!r} is a file; give the folder that holds the data. "
+                                   f"{self.help}")
+        if not folder.is_dir():
+            raise MissingDataError(f"parameter {self.name!r}: folder {value!r} does not exist. {self.help}")
 
 
 class Config(dict):

@@ -36,8 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute one chapter notebook with papermill into runs/")
     run.add_argument("chapter", help="chapter name (see 'racecar list')")
     run.add_argument("--preset", default="cpu", help=f"one of {', '.join(PRESETS)} (default: cpu)")
-    run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                     help="set a chapter parameter; repeatable")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME VALUE",
+                     help="set a chapter parameter (-p NAME VALUE or -p NAME=VALUE); repeatable")
     run.add_argument("--out", help="run directory (default: runs/CHAPTER/PRESET[-NAME=VALUE...])")
     run.add_argument("--no-progress", action="store_true", help="do not stream the notebook's output")
     run.add_argument("--cell-timeout", type=int, default=None, metavar="SECONDS",
@@ -53,10 +53,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_params(chapter: Chapter, pairs: list[list[str]]) -> dict[str, Any]:
-    """``[[name, text], ...]`` from the command line → typed values; unknown names and bad values raise."""
+def join_param_pairs(argv: list[str]) -> list[str]:
+    """Rewrite ``-p NAME VALUE`` as ``--param=NAME=VALUE`` before argparse sees it, so that values such as
+    ``-1e-5`` or ``-inf`` reach the range check instead of being taken for options."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in ("-p", "--param") and i + 1 < len(argv) and "=" not in argv[i + 1] and i + 2 < len(argv):
+            out.append(f"--param={argv[i + 1]}={argv[i + 2]}")
+            i += 3
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def parse_params(chapter: Chapter, texts: list[str]) -> dict[str, Any]:
+    """``["NAME=VALUE", ...]`` from the command line → typed values; unknown names and bad values raise."""
     values: dict[str, Any] = {}
-    for name, text in pairs:
+    for text in texts:
+        name, sep, text = text.partition("=")
+        if not sep:
+            raise ParameterError(f"-p needs a name and a value (-p NAME VALUE), got {name!r}")
         if name in RESERVED:
             raise ParameterError(f"set {name!r} with --{'preset' if name == 'preset' else 'out'}, not -p")
         values[name] = chapter.param(name).parse(text)
@@ -64,8 +81,10 @@ def parse_params(chapter: Chapter, pairs: list[list[str]]) -> dict[str, Any]:
 
 
 def default_run_dir(chapter: Chapter, preset: str, values: dict[str, Any]) -> Path:
-    """``runs/<chapter>/<preset>[-name=value...]``: the same command always maps to the same folder."""
-    parts = [preset] + [f"{k}={v}" for k, v in sorted(values.items())]
+    """``runs/<chapter>/<preset>[-name=value...]``, naming only the values that differ from the preset's: the
+    same settings always map to the same folder (``-p steps none`` or the default value name no new one)."""
+    resolved, preset_values = chapter.configure(preset, **values), chapter.configure(preset)
+    parts = [preset] + [f"{k}={resolved[k]}" for k in sorted(values) if resolved[k] != preset_values[k]]
     name = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", "-".join(parts))
     return REPO_ROOT / "runs" / chapter.name / name
 
@@ -131,7 +150,7 @@ def list_chapters() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(join_param_pairs(list(sys.argv[1:] if argv is None else argv)))
     if args.command == "list":
         list_chapters()
         return 0

@@ -115,6 +115,13 @@ def test_chapter_spec_is_checked():
     (["run", "peak", "--preset", "huge"], "preset must be one of"),
     (["run", "peak", "-p", "preset", "cpu"], "--preset"),
     (["run", "mnist", "-p", "data_dir", "/no/such/mnist"], "does not exist"),
+    (["run", "peak", "-p", "lambda_rr", "-1e-5"], "'lambda_rr' must be >= 0.0, got -1e-05"),
+    (["run", "peak", "-p", "lambda_ort", "-inf"], "'lambda_ort' must be finite"),
+    (["run", "peak", "-p", "lambda_rr=-2"], "'lambda_rr' must be >= 0.0"),
+    (["run", "peak", "-p", "data_seed", str(10**27)], "'data_seed' must be <= 2147483647"),
+    (["run", "peak", "-p", "data_dir", "~nouser_racecar/x"], "cannot expand"),
+    (["run", "peak", "-p", "data_dir", __file__], "is a file"),
+    (["run", "peak", "-p", "steps"], "-p needs a name and a value"),
 ])
 def test_cli_rejects_bad_input_before_any_work(argv, message, capsys, tmp_path):
     before = sorted((REPO_ROOT / "runs").rglob("*")) if (REPO_ROOT / "runs").exists() else []
@@ -128,9 +135,12 @@ def test_cli_rejects_bad_input_before_any_work(argv, message, capsys, tmp_path):
 
 def test_default_run_dir_is_deterministic():
     peak = get_chapter("peak")
-    a = cli.default_run_dir(peak, "paper", {"seeds": 10, "lambda_rr": 1e-5})
-    b = cli.default_run_dir(peak, "paper", {"lambda_rr": 1e-5, "seeds": 10})
-    assert a == b == REPO_ROOT / "runs" / "peak" / "paper-lambda_rr=1e-05-seeds=10"
+    a = cli.default_run_dir(peak, "paper", {"seeds": 3, "lambda_rr": 1e-5})
+    b = cli.default_run_dir(peak, "paper", {"lambda_rr": 1e-5, "seeds": 3})
+    assert a == b == REPO_ROOT / "runs" / "peak" / "paper-lambda_rr=1e-05-seeds=3"
+    # values equal to the preset's (or None: the preset's) name no new folder
+    same = [cli.default_run_dir(peak, "cpu", v) for v in ({}, {"steps": None}, {"lr": 1e-4}, {"seeds": 5})]
+    assert set(same) == {REPO_ROOT / "runs" / "peak" / "cpu"}
 
 
 def test_cli_list_names_every_chapter(capsys):
