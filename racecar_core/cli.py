@@ -58,7 +58,8 @@ def join_param_pairs(argv: list[str]) -> list[str]:
     ``-1e-5`` or ``-inf`` reach the range check instead of being taken for options."""
     out, i = [], 0
     while i < len(argv):
-        if argv[i] in ("-p", "--param") and i + 1 < len(argv) and "=" not in argv[i + 1] and i + 2 < len(argv):
+        pair = argv[i] in ("-p", "--param") and i + 2 < len(argv) and "=" not in argv[i + 1]
+        if pair and not argv[i + 2].startswith("--"):  # a value, not the next option (-p steps --out DIR)
             out.append(f"--param={argv[i + 1]}={argv[i + 2]}")
             i += 3
         else:
