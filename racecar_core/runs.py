@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import subprocess
@@ -75,7 +74,7 @@ def resolve_run_dir(run_dir: str | os.PathLike | None) -> str:
     if run_dir is None or str(run_dir) == "":
         return ""
     text = str(run_dir)
-    path = Path(text).expanduser()
+    path = Path(os.path.expanduser(text))
     if text.startswith("~") and str(path).startswith("~"):
         raise ParameterError(f"run_dir {text!r}: no such user's home folder; give an absolute path or one "
                              "relative to the repository root")
