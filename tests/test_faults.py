@@ -708,3 +708,18 @@ def test_ctrl_c_reaches_the_kernel_which_checkpoints_and_the_command_exits_130(t
     assert (out / "failed-peak.ipynb").exists() and not (out / "peak.ipynb").exists()
     assert not (out / "metrics.json").exists() and not (out / LOCK_NAME).exists()
     assert racecar_temp_folders() == before
+
+
+def test_ctrl_c_before_the_kernel_starts_stops_at_once_and_no_cell_starts_after_an_interrupt():
+    interrupt = cli._KernelInterrupt()
+    previous = signal.getsignal(signal.SIGINT)
+    with interrupt.installed():
+        assert signal.getsignal(signal.SIGINT) == interrupt.on_sigint
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # no kernel yet: the command stops as before
+            time.sleep(1)
+    assert signal.getsignal(signal.SIGINT) == previous  # restored
+    interrupt.before_cell(cell=None, cell_index=0)  # not interrupted: cells run
+    interrupt.interrupted = True
+    with pytest.raises(cli._KernelInterrupt.Stop):
+        interrupt.before_cell(cell=None, cell_index=1)
