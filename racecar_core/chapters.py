@@ -165,9 +165,14 @@ class Chapter:
 
     def configure_from(self, namespace: Mapping[str, Any]) -> Config:
         """:meth:`configure` with ``preset`` and every parameter read from ``namespace`` (a notebook's
-        ``globals()`` after its parameters cell); names it lacks take the preset's value."""
+        ``globals()`` after its parameters cell); names it lacks take the preset's value. The result also holds
+        ``run_dir``, resolved by :func:`racecar_core.runs.resolve_run_dir` (relative to the repository root)."""
+        from .runs import resolve_run_dir
+
         values = {p.name: namespace[p.name] for p in self.params if p.name in namespace}
-        return self.configure(namespace.get("preset", "cpu"), **values)
+        config = self.configure(namespace.get("preset", "cpu"), **values)
+        config["run_dir"] = resolve_run_dir(namespace.get("run_dir", ""))
+        return config
 
     def parameters_cell(self) -> str:
         """The source of the notebook's ``parameters`` cell, generated from this spec."""

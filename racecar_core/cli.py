@@ -5,23 +5,27 @@
     racecar book [--execute cache|force|off] [--preset P]
     racecar scorecard [RUNS_DIR] [--csv FILE]
 
-Every parameter is checked before anything runs; a failed run leaves its training checkpoints (to
-resume by running the same command again) but no notebook or metrics file in ``runs/``.
+Every parameter is checked before anything runs; a failed or interrupted run leaves its training
+checkpoints (to resume by running the same command again) and its partly executed notebook as
+``failed-<chapter>.ipynb`` in the run folder, but no ``<chapter>.ipynb`` or metrics file. A Ctrl-C
+reaches the notebook's kernel, so the running training checkpoints before the command exits (status 130).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
-import shutil
+import signal
 import sys
-import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 from .chapters import PRESET_HELP, PRESETS, Chapter, ParameterError
 from .experiments import chapters, get_chapter
+from .runlock import LOCK_NAME, RunLock
 from .runs import REPO_ROOT
 
 STATIC_ENV = "RACECAR_STATIC"  # = racecar_core.widgets.STATIC_ENV (not imported: ipywidgets is slow to load)
@@ -90,34 +94,122 @@ def default_run_dir(chapter: Chapter, preset: str, values: dict[str, Any]) -> Pa
     return REPO_ROOT / "runs" / chapter.name / name
 
 
+class _KernelInterrupt:
+    """Passes a Ctrl-C on to the notebook's kernel.
+
+    jupyter_client starts kernels in their own session, so a terminal's Ctrl-C (SIGINT to the foreground
+    process group) reaches only this process. While a chapter runs, SIGINT here interrupts the kernel
+    instead, as Jupyter's interrupt button does (SIGINT to the kernel's process group, what
+    ``KernelManager.interrupt_kernel`` sends to an IPython kernel): the training loop checkpoints and
+    re-raises, the cell fails, and :func:`run_chapter` raises KeyboardInterrupt. No further cell starts. A
+    second Ctrl-C, or one before the kernel has started, stops this process at once.
+    """
+
+    class Stop(Exception):
+        """Raised before the next cell once an interrupt was passed on."""
+
+    def __init__(self):
+        self.km = None
+        self.interrupted = False
+
+    def kernel_manager_class(self) -> type:
+        """A kernel manager class for papermill whose instances register here (so SIGINT can reach them)."""
+        from jupyter_client import AsyncKernelManager
+
+        owner = self
+
+        class RegisteringKernelManager(AsyncKernelManager):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                owner.km = self
+
+        return RegisteringKernelManager
+
+    def before_cell(self, **_) -> None:
+        if self.interrupted:
+            raise self.Stop("interrupted")
+
+    def on_sigint(self, signum, frame) -> None:
+        km = self.km
+        if self.interrupted or km is None or not km.has_kernel:
+            raise KeyboardInterrupt
+        self.interrupted = True
+        print("\nracecar: interrupting the notebook; a running training saves its checkpoint "
+              "(press Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+        provisioner = km.provisioner
+        try:
+            if getattr(provisioner, "pgid", None) and hasattr(os, "killpg"):
+                os.killpg(provisioner.pgid, signal.SIGINT)
+            else:
+                os.kill(provisioner.pid, signal.SIGINT)
+        except (ProcessLookupError, PermissionError, AttributeError, TypeError):
+            pass  # the kernel is already gone: papermill reports it
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Handle SIGINT while the block runs (only possible in the main thread; elsewhere a no-op)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self.on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 def run_chapter(chapter: Chapter, preset: str, values: dict[str, Any], out: Path, progress: bool = True,
                 cell_timeout: int | None = None) -> Path:
     """Execute the chapter notebook into ``out``; returns the executed notebook's path. ``cell_timeout``:
-    seconds a cell may run before the run fails (None: no limit)."""
+    seconds a cell may run before the run fails (None: no limit).
+
+    ``out`` is locked while the chapter runs (a second run into it is refused). The notebook is written
+    as it executes to ``out/<chapter>.running.ipynb``; on success it becomes ``out/<chapter>.ipynb``, on a
+    failure or an interrupt ``out/failed-<chapter>.ipynb`` (replaced by the next failure, removed by the
+    next success). A Ctrl-C is passed on to the kernel (see :class:`_KernelInterrupt`) and ends in
+    KeyboardInterrupt once the kernel has stopped.
+    """
+    created = not out.exists()
+    final = out / f"{chapter.name}.ipynb"
+    running = out / f"{chapter.name}.running.ipynb"
+    failed = out / f"failed-{chapter.name}.ipynb"
+    params = {"preset": preset, "run_dir": str(out.resolve()), **values}
+    interrupt = _KernelInterrupt()
+    try:
+        with RunLock(out):  # refuses a second run into out before touching anything in it
+            try:
+                _execute(chapter, params, running, progress, cell_timeout, interrupt)
+            except BaseException:
+                if running.exists():
+                    os.replace(running, failed)
+                    print(f"racecar: chapter {chapter.name!r} "
+                          f"{'was interrupted' if interrupt.interrupted else 'failed'}; the executed notebook is "
+                          f"kept at {failed}", file=sys.stderr)
+                if any(p.name not in (LOCK_NAME, failed.name) for p in out.iterdir()):
+                    print(f"racecar: finished trainings and checkpoints in {out} are reused when you run the same "
+                          "command again", file=sys.stderr)
+                raise
+            os.replace(running, final)
+            failed.unlink(missing_ok=True)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        if interrupt.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    return final
+
+
+def _execute(chapter: Chapter, params: dict[str, Any], output: Path, progress: bool, cell_timeout: int | None,
+             interrupt: _KernelInterrupt) -> None:
     import papermill
 
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    final = out / f"{chapter.name}.ipynb"
-    scratch = Path(tempfile.mkdtemp(prefix=f"racecar-{chapter.name}-"))
-    partial = scratch / final.name
-    params = {"preset": preset, "run_dir": str(out.resolve()), **values}
-    try:
-        papermill.execute_notebook(str(chapter.notebook_path()), str(partial), parameters=params,
+    with interrupt.installed():
+        papermill.execute_notebook(str(chapter.notebook_path()), str(output), parameters=params,
                                    cwd=str(chapter.notebook_path().parent), log_output=progress,
-                                   progress_bar=False, kernel_name="python3",
-                                   execution_timeout=cell_timeout)
-    except BaseException:
-        if created and not any(out.iterdir()):
-            out.rmdir()
-        print(f"racecar: chapter {chapter.name!r} failed; the executed notebook is kept at {partial}", file=sys.stderr)
-        if any(out.glob("*")):
-            print(f"racecar: finished trainings and checkpoints in {out} are reused when you run the same command again",
-                  file=sys.stderr)
-        raise
-    shutil.move(str(partial), final)
-    shutil.rmtree(scratch, ignore_errors=True)
-    return final
+                                   progress_bar=False, kernel_name="python3", execution_timeout=cell_timeout,
+                                   kernel_manager_class=interrupt.kernel_manager_class(),
+                                   on_cell_execute=interrupt.before_cell)
 
 
 def print_scorecard(runs_dir: str, csv: str | None = None) -> int:

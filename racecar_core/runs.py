@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import subprocess
@@ -13,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, files
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
@@ -58,13 +57,38 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write ``data`` as indented JSON atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(data), indent=1, allow_nan=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Write ``data`` (numpy and torch values converted) as indented JSON atomically (:mod:`racecar_core.files`)."""
+    return files.write_json(path, _jsonable(data))
+
+
+def resolve_run_dir(run_dir: str | os.PathLike | None) -> str:
+    """The absolute run folder of a chapter's ``run_dir`` parameter; ``""`` stays ``""`` (no files).
+
+    One rule, whatever the current directory (``racecar run``, or papermill started anywhere): an absolute
+    path (or ``~/...``) is used as given; a relative one is relative to the repository root and must stay
+    inside it (``..`` escaping the repository is refused: give an absolute path to write elsewhere). The
+    check is on the path as written, so ``runs/`` may be a symbolic link to another disk.
+    """
+    from .chapters import ParameterError
+
+    if run_dir is None or str(run_dir) == "":
+        return ""
+    text = str(run_dir)
+    path = Path(os.path.expanduser(text))
+    if text.startswith("~") and str(path).startswith("~"):
+        raise ParameterError(f"run_dir {text!r}: no such user's home folder; give an absolute path or one "
+                             "relative to the repository root")
+    if path.is_absolute():
+        return os.path.normpath(path)
+    resolved = Path(os.path.normpath(REPO_ROOT / path))
+    if resolved != REPO_ROOT and REPO_ROOT not in resolved.parents:
+        raise ParameterError(
+            f"run_dir {text!r} leads to {resolved}, outside the repository {REPO_ROOT}: a relative run_dir is "
+            "taken relative to the repository root and must stay inside it; give an absolute path to write elsewhere"
+        )
+    if resolved == REPO_ROOT:
+        raise ParameterError(f"run_dir {text!r} is the repository root itself; name a folder inside it, e.g. runs/NAME")
+    return str(resolved)
 
 
 def metrics_record(chapter: str, params: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
@@ -80,13 +104,26 @@ def metrics_record(chapter: str, params: dict[str, Any], results: dict[str, Any]
 
 
 def save_metrics(run_dir: str | os.PathLike, chapter: str, params: dict[str, Any], results: dict[str, Any]) -> Path | None:
-    """Write ``metrics.json`` into ``run_dir`` (nothing when ``run_dir`` is empty). Returns the path."""
+    """Write ``metrics.json`` into ``run_dir`` (resolved by :func:`resolve_run_dir`; nothing when it is
+    empty). Returns the path."""
+    run_dir = resolve_run_dir(run_dir)
     if not run_dir:
         return None
     return write_json(Path(run_dir) / "metrics.json", metrics_record(chapter, params, results))
 
 
 def load_metrics(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a metrics file written by :func:`save_metrics` (a file or the run directory holding it)."""
+    """Read a metrics file written by :func:`save_metrics` (a file or the run directory holding it).
+
+    A damaged file raises :class:`racecar_core.files.DamagedFileError`; a missing one FileNotFoundError.
+    """
     path = Path(path)
-    return json.loads((path / "metrics.json" if path.is_dir() else path).read_text())
+    path = path / "metrics.json" if path.is_dir() else path
+    if not path.exists():
+        raise FileNotFoundError(f"no metrics file at {path}; run the chapter (racecar run CHAPTER) to write one")
+    record = files.load_json(path, "Delete it and run the chapter again (racecar run CHAPTER with the same "
+                                   "settings) to write it anew; finished trainings in its folder are reused")
+    if "results" not in record or "params" not in record:
+        raise files.DamagedFileError(path, "it is not a metrics record (no 'params' or 'results')",
+                                     "Delete it and run the chapter again to write it anew")
+    return record

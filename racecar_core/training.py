@@ -12,9 +12,11 @@ NaN stop, history and progress bar.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +30,10 @@ from torch.nn.utils import parametrize
 from tqdm.auto import tqdm
 
 from .batches import BatchSource, TensorBatches, epoch_generator
+from .files import DamagedFileError, load_json, load_torch, read_csv, save_torch, write_text
 from .losses import cross_entropy, srip_loss
 from .reverse import MODES, reconstruction_loss, record, reverse
+from .runlock import RunLock
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Evaluate = Callable[[nn.Module], Mapping[str, Any]]
@@ -252,68 +256,105 @@ class Supervised(Objective):
 # --------------------------------------------------------------------------------------------------
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _config_dict(config: TrainConfig) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
+_CHECKPOINT_KEYS = ("step", "model", "optimizers", "objective", "rng", "history", "snapshots", "window", "window_count")
+
+
 class _Run:
     """Files of one training run: ``checkpoint.pt`` while running; ``model.pt``, ``history.csv``,
-    ``snapshots.pt`` and ``config.json`` once finished."""
+    ``snapshots.pt`` and ``config.json`` once finished; ``racecar.lock`` while a process uses the folder."""
 
     def __init__(self, run_dir: str | os.PathLike | None, config: TrainConfig, identity: Mapping[str, Any] | None):
         self.dir = Path(run_dir) if run_dir else None
+        self.steps = config.steps
         self.config = {**_config_dict(config), **({"identity": json.loads(json.dumps(dict(identity)))} if identity else {})}
-        if self.dir:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            self._check_config()
+        self.lock = RunLock(self.dir) if self.dir else contextlib.nullcontext()
 
-    def _check_config(self) -> None:
+    @property
+    def restart_remedy(self) -> str:
+        return ("Rerun with restart=True (racecar run: --restart) to discard it and train this run again from "
+                "step 0, or delete it")
+
+    @property
+    def final_remedy(self) -> str:
+        return (f"Delete the run folder {self.dir} (or its model.pt, history.csv and snapshots.pt) to train this "
+                "run again")
+
+    def open(self, restart: bool) -> None:
+        """Check that the folder belongs to this configuration and record it; with ``restart`` an unfinished
+        run's checkpoint (and its configuration) is discarded first. Call with the lock held."""
+        if not self.dir:
+            return
         saved = self.dir / "config.json"
-        if saved.exists() and json.loads(saved.read_text()) != self.config:
-            raise ValueError(
-                f"{self.dir} holds a run with a different configuration ({saved}); "
-                f"choose another run directory or delete this one"
-            )
-        _atomic_write_text(json.dumps(self.config, indent=1), saved)
+        checkpoint = self.dir / "checkpoint.pt"
+        if restart and not self.finished:
+            if checkpoint.exists():
+                warnings.warn(f"restart=True: discarding the unfinished run's checkpoint {checkpoint}; "
+                              "training starts again from step 0", stacklevel=3)
+            checkpoint.unlink(missing_ok=True)
+        elif saved.exists():
+            remedy = (f"Delete it if {self.dir} belongs to these settings (it is written again), or choose "
+                      "another run folder" + ("" if self.finished else "; restart=True (racecar run: --restart) "
+                                              "discards the unfinished run in it"))
+            if load_json(saved, remedy) != self.config:
+                raise ValueError(
+                    f"{self.dir} holds a run with a different configuration ({saved}); "
+                    f"choose another run directory or delete this one"
+                )
+        write_text(saved, json.dumps(self.config, indent=1))
 
     @property
     def finished(self) -> bool:
         return bool(self.dir) and (self.dir / "model.pt").exists() and (self.dir / "history.csv").exists()
 
     def load_checkpoint(self) -> dict | None:
-        if not self.dir or not (self.dir / "checkpoint.pt").exists():
+        path = self.dir / "checkpoint.pt" if self.dir else None
+        if path is None or not path.exists():
             return None
-        return torch.load(self.dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+        state = load_torch(path, self.restart_remedy)
+        missing = [k for k in _CHECKPOINT_KEYS if k not in state] if isinstance(state, dict) else list(_CHECKPOINT_KEYS)
+        if missing:
+            raise DamagedFileError(path, f"it is not a training checkpoint (no {', '.join(missing)})", self.restart_remedy)
+        return state
 
     def save_checkpoint(self, state: dict) -> None:
         if self.dir:
-            _atomic_save(state, self.dir / "checkpoint.pt")
+            save_torch(self.dir / "checkpoint.pt", state)
 
     def save_final(self, model: nn.Module, history: pd.DataFrame, snapshots: list) -> None:
         if not self.dir:
             return
-        _atomic_save(snapshots, self.dir / "snapshots.pt")
-        _atomic_write_text(history.to_csv(index=False), self.dir / "history.csv")
-        _atomic_save(model.state_dict(), self.dir / "model.pt")
+        save_torch(self.dir / "snapshots.pt", snapshots)
+        write_text(self.dir / "history.csv", history.to_csv(index=False))
+        save_torch(self.dir / "model.pt", model.state_dict())
         (self.dir / "checkpoint.pt").unlink(missing_ok=True)
 
     def load_final(self, model: nn.Module) -> TrainResult:
-        model.load_state_dict(torch.load(self.dir / "model.pt", map_location="cpu", weights_only=True))
-        history = pd.read_csv(self.dir / "history.csv")
-        snapshots = torch.load(self.dir / "snapshots.pt", map_location="cpu", weights_only=True)
-        return TrainResult(model, history, [(int(s), d) for s, d in snapshots], resumed_from=len(history))
+        remedy = self.final_remedy
+        weights = load_torch(self.dir / "model.pt", remedy)
+        with _fits(self.dir / "model.pt", remedy, "the model"):
+            model.load_state_dict(weights)
+        history = read_csv(self.dir / "history.csv", remedy, numeric=("step",))
+        if history.empty or history.step.iloc[-1] != self.steps:
+            raise DamagedFileError(self.dir / "history.csv", f"it does not end at step {self.steps}, where the run "
+                                   "finished", remedy)
+        snapshots = load_torch(self.dir / "snapshots.pt", remedy)
+        with _fits(self.dir / "snapshots.pt", remedy, "a list of (step, values) pairs"):
+            snapshots = [(int(s), dict(d)) for s, d in snapshots]
+        return TrainResult(model, history, snapshots, resumed_from=len(history))
+
+
+@contextlib.contextmanager
+def _fits(path: Path, remedy: str, what: str):
+    """Report contents that load but do not fit (wrong keys, shapes or structure) as a damaged ``path``."""
+    try:
+        yield
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as error:
+        first = (str(error).strip().splitlines() or [""])[0][:200]
+        raise DamagedFileError(path, f"its contents do not fit {what} ({type(error).__name__}: {first})", remedy) from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -361,7 +402,8 @@ def _evaluate(model: nn.Module, evaluate: Evaluate | None) -> tuple[dict[str, fl
 def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: TrainConfig, *,
           loss_fn: LossFn | None = None, objective: Objective | None = None, evaluate: Evaluate | None = None,
           run_dir: str | os.PathLike | None = None, identity: Mapping[str, Any] | None = None,
-          device: str | torch.device | None = "auto", progress: bool | str = True) -> TrainResult:
+          device: str | torch.device | None = "auto", progress: bool | str = True,
+          restart: bool = False) -> TrainResult:
     """Train ``model`` on ``data`` for ``config.steps`` steps and return a :class:`TrainResult`.
 
     ``data``: ``(x, y)`` tensors (one full batch per step) or a :class:`BatchSource`.
@@ -372,7 +414,11 @@ def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: T
     history, arrays into ``snapshots``.
     ``run_dir``: if given, checkpoints, the history (CSV) and the final weights go there; a finished
     run is loaded instead of retrained and an interrupted one (crash, Ctrl-C) resumes from its last
-    checkpoint; a Ctrl-C also checkpoints the last completed step.
+    checkpoint; a Ctrl-C also checkpoints the last completed step. While the run uses the folder it holds
+    its lock (:class:`racecar_core.runlock.RunLock`): a second run into the same folder is refused. Damaged
+    files in it raise :class:`racecar_core.files.DamagedFileError` saying what to do.
+    ``restart``: discard an unfinished run's checkpoint in ``run_dir`` and train from step 0 (a finished
+    run is still loaded).
     The returned model is in eval mode.
     ``identity``: JSON-able settings outside ``config`` that define the run (model, loss, data); a
     ``run_dir`` holding a run with another config or identity is refused.
@@ -383,6 +429,13 @@ def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: T
     device = pick_device(device)
     source = _as_source(data, config.seed)
     run = _Run(run_dir, config, identity)
+    with run.lock:
+        run.open(restart)
+        return _train(model, source, config, run, objective, evaluate, device, progress)
+
+
+def _train(model: nn.Module, source: BatchSource, config: TrainConfig, run: _Run, objective: Objective,
+           evaluate: Evaluate | None, device: torch.device, progress: bool | str) -> TrainResult:
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -393,7 +446,8 @@ def train(model: nn.Module, data: BatchSource | tuple[Tensor, Tensor], config: T
     loop = _Loop(model, config, objective, evaluate, device)
     state = run.load_checkpoint()
     if state is not None:
-        loop.load_state_dict(state)
+        with _fits(run.dir / "checkpoint.pt", run.restart_remedy, "this model and optimiser"):
+            loop.load_state_dict(state)
     if loop.log_due():  # step 0, or an interruption between an update and its history row
         loop.evaluate_and_log()
     start = loop.completed

@@ -15,29 +15,17 @@ import urllib.parse
 import urllib.request
 from pathlib import Path, PurePosixPath
 
+from ..files import ChecksumError, atomic_write, file_digest
 from .cifar import _LAYOUT, CIFAR10_MD5, CIFAR100_MD5, cifar_dir
 
 _CIFAR_MD5 = {"cifar10": CIFAR10_MD5, "cifar100": CIFAR100_MD5}
 _SCHEMES = ("http", "https", "file")
 
 
-class ChecksumError(ValueError):
-    """A downloaded or existing file does not have the expected digest."""
-
-
 def _expected(sha256: str | None, md5: str | None) -> tuple[str, str]:
     if sha256 is None and md5 is None:
         raise ValueError("give the expected sha256 or md5 of the file")
     return ("sha256", sha256.lower()) if sha256 is not None else ("md5", md5.lower())
-
-
-def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
-    """Hex digest of a file's bytes, read in chunks of ``chunk_size`` bytes."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def download(
@@ -51,10 +39,10 @@ def download(
 ) -> Path:
     """Fetch ``url`` (http, https or file) to ``dest`` and check its sha256 (preferred) or md5.
 
-    The bytes stream into a temporary file next to ``dest``, which is renamed onto ``dest`` only once
-    the digest matches, so ``dest`` is never half-written. On a mismatch the temporary file is deleted
-    and :class:`ChecksumError` names both digests; a transfer shorter than its Content-Length raises
-    OSError. An existing ``dest`` with the right digest is kept
+    The bytes stream into a temporary file next to ``dest`` (:func:`racecar_core.files.atomic_write`),
+    which is renamed onto ``dest`` only once the digest matches, so ``dest`` is never half-written. On a
+    mismatch the temporary file is deleted and :class:`ChecksumError` names both digests; a transfer
+    shorter than its Content-Length raises OSError. An existing ``dest`` with the right digest is kept
     without downloading. Returns ``dest`` as a Path.
     """
     algorithm, expected = _expected(sha256, md5)
@@ -64,27 +52,19 @@ def download(
     dest = Path(dest).expanduser()
     if dest.is_file() and file_digest(dest, algorithm) == expected:
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
+    # atomic_write streams into a uniquely named temporary file next to dest and removes it on any error
+    with atomic_write(dest, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+        promised = response.headers.get("Content-Length")
         h, size = hashlib.new(algorithm), 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            promised = response.headers.get("Content-Length")
-            while chunk := response.read(chunk_size):
-                h.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+        while chunk := response.read(chunk_size):
+            h.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
         if promised is not None and size != int(promised):
             raise OSError(f"{url}: connection ended after {size} of {promised} bytes; nothing was written to {dest}")
         actual = h.hexdigest()
         if actual != expected:
             raise ChecksumError(f"{url}: {algorithm} is {actual}, expected {expected}; nothing was written to {dest}")
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 

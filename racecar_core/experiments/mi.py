@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,8 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .. import files, models, report
 from .. import mi as estimators
-from .. import models, report
 from ..chapters import Chapter, Param
 from ..pretrain import pretrain_layerwise
 from ..reverse import layer_activations
@@ -215,18 +214,20 @@ def pretrain(model: nn.Module, data: IB12Data, cfg, seed: int, run_dir: str | Pa
                 "reduction": "mean", "seed": seed, "split": [cfg.test_fraction, cfg.split_seed]}
     path = Path(run_dir) / "pretrain" / f"seed{seed}.pt" if run_dir else None
     if path is not None and path.exists():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        if json.loads(saved["settings"]) == settings:
-            model.load_state_dict(saved["state"])
-            return pd.DataFrame(json.loads(saved["history"]))
+        remedy = "Delete it; the pretraining is run again"
+        saved = files.load_torch(path, remedy)
+        try:
+            if json.loads(saved["settings"]) == settings:
+                model.load_state_dict(saved["state"])
+                return pd.DataFrame(json.loads(saved["history"]))
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise files.DamagedFileError(path, f"it is not a pretraining record ({type(error).__name__}: {error})",
+                                         remedy) from None
     x_train = data.x[data.train_idx]
     history = pretrain_layerwise(model, x_train, cfg.pretrain_steps, cfg.lr, layers=settings["layers"], reduction="mean")
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"settings": json.dumps(settings), "state": model.state_dict(),
-                    "history": history.to_json(orient="records")}, tmp)
-        os.replace(tmp, path)
+        files.save_torch(path, {"settings": json.dumps(settings), "state": model.state_dict(),
+                                "history": history.to_json(orient="records")})
     return history
 
 
@@ -338,13 +339,10 @@ def _config_dict(config: TrainConfig) -> dict:
 def _cached_plane(path: Path | None, compute) -> np.ndarray:
     """``compute()``, or the plane saved at ``path`` by an earlier call (the run folder's model is the same)."""
     if path is not None and path.exists():
-        return np.load(path)
+        return files.load_numpy(path, "Delete it; the plane is computed again")
     plane = compute()
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npy")
-        np.save(tmp, plane)
-        os.replace(tmp, path)
+        files.save_numpy(path, plane)
     return plane
 
 
