@@ -4,6 +4,7 @@
     racecar run CHAPTER [--preset P] [-p NAME VALUE]... [--out DIR]
     racecar book [--execute cache|force|off] [--preset P]
     racecar scorecard [RUNS_DIR] [--csv FILE]
+    racecar sweep CHAPTER [-p NAME v1,v2,...]... [--preset P] [--seeds N] [--workers N | --scheduler ADDRESS]
 
 Every parameter is checked before anything runs; a failed or interrupted run leaves its training
 checkpoints (to resume by running the same command again) and its partly executed notebook as
@@ -44,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="set a chapter parameter (-p NAME VALUE or -p NAME=VALUE); repeatable")
     run.add_argument("--out", help="run directory (default: runs/CHAPTER/PRESET[-NAME=VALUE...])")
     run.add_argument("--no-progress", action="store_true", help="do not stream the notebook's output")
+    run.add_argument("--restart", action="store_true",
+                     help="discard the unfinished trainings' checkpoints in the run folder (finished trainings are kept)")
     run.add_argument("--cell-timeout", type=int, default=None, metavar="SECONDS",
                      help="fail a notebook cell that runs longer than this (default: no limit)")
     book = sub.add_parser("book", help="execute every chapter into runs/book and build the HTML book into _build/html")
@@ -51,6 +54,17 @@ def _parser() -> argparse.ArgumentParser:
                       help="cache (default): re-execute a chapter unless runs/book holds a run of this commit; "
                            "force: delete the book's runs and execute everything; off: render what is there")
     book.add_argument("--preset", default="cpu", help=f"preset of every chapter, one of {', '.join(PRESETS)} (default: cpu)")
+    sweep = sub.add_parser("sweep", help="run a chapter for every point of a parameter grid, as tasks on Dask")
+    sweep.add_argument("chapter", help="chapter name (see 'racecar list')")
+    sweep.add_argument("-p", "--param", action="append", default=[], metavar="NAME v1,v2,...",
+                       help="a swept parameter and its comma-separated values; repeatable (the grid is their product)")
+    sweep.add_argument("--preset", default="cpu", help=f"one of {', '.join(PRESETS)} (default: cpu)")
+    sweep.add_argument("--seeds", type=int, help="the chapter's seeds parameter for every point")
+    cluster = sweep.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, default=2, help="processes of a local Dask cluster (default: 2)")
+    cluster.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
+    sweep.add_argument("--name", help="sweep folder name under runs/sweeps/ (default: CHAPTER-PRESET-PARAMS)")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     card = sub.add_parser("scorecard", help="every claim of every run under a folder, as one table")
     card.add_argument("runs_dir", nargs="?", default=str(REPO_ROOT / "runs"), help="folder of runs (default: runs/)")
     card.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
@@ -158,8 +172,16 @@ class _KernelInterrupt:
             signal.signal(signal.SIGINT, previous)
 
 
+def discard_checkpoints(out: Path) -> list[Path]:
+    """Delete every unfinished training's ``checkpoint.pt`` under ``out`` (``racecar run --restart``)."""
+    found = sorted(out.rglob("checkpoint.pt")) if out.is_dir() else []
+    for path in found:
+        path.unlink()
+    return found
+
+
 def run_chapter(chapter: Chapter, preset: str, values: dict[str, Any], out: Path, progress: bool = True,
-                cell_timeout: int | None = None) -> Path:
+                cell_timeout: int | None = None, restart: bool = False) -> Path:
     """Execute the chapter notebook into ``out``; returns the executed notebook's path. ``cell_timeout``:
     seconds a cell may run before the run fails (None: no limit).
 
@@ -167,7 +189,8 @@ def run_chapter(chapter: Chapter, preset: str, values: dict[str, Any], out: Path
     as it executes to ``out/<chapter>.running.ipynb``; on success it becomes ``out/<chapter>.ipynb``, on a
     failure or an interrupt ``out/failed-<chapter>.ipynb`` (replaced by the next failure, removed by the
     next success). A Ctrl-C is passed on to the kernel (see :class:`_KernelInterrupt`) and ends in
-    KeyboardInterrupt once the kernel has stopped.
+    KeyboardInterrupt once the kernel has stopped. ``restart``: first discard the unfinished trainings'
+    checkpoints (:func:`discard_checkpoints`), so they train again from step 0.
     """
     created = not out.exists()
     final = out / f"{chapter.name}.ipynb"
@@ -177,6 +200,9 @@ def run_chapter(chapter: Chapter, preset: str, values: dict[str, Any], out: Path
     interrupt = _KernelInterrupt()
     try:
         with RunLock(out):  # refuses a second run into out before touching anything in it
+            if restart:
+                for path in discard_checkpoints(out):
+                    print(f"racecar: --restart: discarded {path}", file=sys.stderr)
             try:
                 _execute(chapter, params, running, progress, cell_timeout, interrupt)
             except BaseException:
@@ -210,6 +236,37 @@ def _execute(chapter: Chapter, params: dict[str, Any], output: Path, progress: b
                                    progress_bar=False, kernel_name="python3", execution_timeout=cell_timeout,
                                    kernel_manager_class=interrupt.kernel_manager_class(),
                                    on_cell_execute=interrupt.before_cell)
+
+
+def sweep_chapter(args: argparse.Namespace) -> int:
+    """``racecar sweep``: check the whole grid, run it on Dask, print where the summary is; 1 if a point failed."""
+    from . import sweep
+
+    try:
+        if args.workers < 1:
+            raise ParameterError(f"--workers must be >= 1, got {args.workers}")
+        chapter = get_chapter(args.chapter)
+        grid = sweep.parse_grid(chapter, args.param)
+        if args.seeds is not None:
+            if "seeds" in grid:
+                raise ParameterError("give the seeds with --seeds or with -p seeds, not both")
+            grid["seeds"] = [str(args.seeds)]
+        if args.preset not in PRESETS:
+            raise ParameterError(f"preset must be one of {list(PRESETS)}, got {args.preset!r}")
+        sweep.expand(chapter, args.preset, grid)  # every point validated before any work
+    except (ParameterError, FileNotFoundError) as error:
+        print(f"racecar: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        frame, folder = sweep.run_sweep(chapter, args.preset, grid, workers=args.workers, scheduler=args.scheduler,
+                                        name=args.name, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("racecar: sweep interrupted; run the same command again to resume it", file=sys.stderr)
+        return 130
+    failed = sweep.failed_points(frame)
+    note = f"; {len(failed)} point(s) failed: {', '.join(failed)}" if failed else ""
+    print(f"racecar sweep: {folder / 'summary.csv'}{note}")
+    return 1 if failed else 0
 
 
 def print_scorecard(runs_dir: str, csv: str | None = None) -> int:
@@ -251,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault(STATIC_ENV, "1")
     if args.command == "scorecard":
         return print_scorecard(args.runs_dir, args.csv)
+    if args.command == "sweep":
+        return sweep_chapter(args)
     if args.command == "book":
         if args.preset not in PRESETS:
             print(f"racecar: error: preset must be one of {list(PRESETS)}, got {args.preset!r}", file=sys.stderr)
@@ -271,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     try:
         final = run_chapter(chapter, args.preset, values, out, progress=not args.no_progress,
-                            cell_timeout=args.cell_timeout)
+                            cell_timeout=args.cell_timeout, restart=args.restart)
     except KeyboardInterrupt:
         print("racecar: interrupted; run the same command again to resume from the last checkpoints", file=sys.stderr)
         return 130

@@ -174,7 +174,7 @@ class StepContext:
         """Back-propagate ``loss`` and step optimiser ``name``; a non-finite ``loss`` stops the run before any
         weight changes, reporting ``terms`` (the step's loss terms so far)."""
         if not torch.isfinite(loss):
-            _raise_non_finite(self.step, {**(terms or {}), name: loss.detach()})
+            _raise_non_finite(self.step, dict(terms) if terms else {name: loss.detach()})
         optimizer = self._loop.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -730,3 +730,13 @@ def test_ctrl_c_before_the_kernel_starts_stops_at_once_and_no_cell_starts_after_
     interrupt.interrupted = True
     with pytest.raises(cli._KernelInterrupt.Stop):
         interrupt.before_cell(cell=None, cell_index=1)
+
+
+def test_racecar_run_restart_discards_only_unfinished_checkpoints(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "checkpoint.pt").write_bytes(b"damaged")
+    (tmp_path / "b" / "model.pt").write_bytes(b"finished")
+    assert cli.discard_checkpoints(tmp_path) == [tmp_path / "a" / "checkpoint.pt"]
+    assert not (tmp_path / "a" / "checkpoint.pt").exists() and (tmp_path / "b" / "model.pt").exists()
+    assert cli.discard_checkpoints(tmp_path / "nothing") == []
