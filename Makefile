@@ -22,7 +22,7 @@ book: setup
 # and a check of the built pages (figures, rendered reproduction-check tables, no tracebacks).
 test: setup lint
 	$(BIN)/python -m pytest
-	$(BIN)/racecar book --execute force
+	$(BIN)/racecar book --execute force --jobs 2
 	$(BIN)/python tests/check_built_book.py _build/html
 
 # Unit tests only (no notebooks): a quick check while developing.

@@ -9,6 +9,7 @@ the executed notebooks without executing anything again.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -35,31 +36,70 @@ def is_current(run_dir: Path, chapter_name: str, preset: str) -> bool:
             and record["code"]["git_commit"] == now["git_commit"] and not record["code"]["git_dirty"])
 
 
-def execute_chapters(preset: str = "cpu", execute: str = "cache", progress: bool = True) -> dict[str, Path]:
+def execute_chapters(preset: str = "cpu", execute: str = "cache", progress: bool = True, jobs: int = 1) -> dict[str, Path]:
     """Run every chapter into ``runs/book/<chapter>`` and return the executed notebooks by chapter.
 
     ``force`` deletes each chapter's book run first (nothing is reused), ``cache`` reuses a run of the
     current commit and otherwise re-executes the notebook (finished trainings in the run folder are loaded,
-    not repeated), ``off`` executes nothing and uses what is there.
+    not repeated), ``off`` executes nothing and uses what is there. ``jobs``: chapters executed at once, each
+    as a ``racecar run`` process with ``cores // jobs`` PyTorch threads (its output goes to
+    ``runs/book/<chapter>.log``); 1 runs them one after the other in this process.
     """
-    from .cli import run_chapter
     from .experiments import chapters
 
     if execute not in EXECUTE_MODES:
         raise ValueError(f"execute must be one of {EXECUTE_MODES}, got {execute!r}")
-    executed = {}
-    for name, chapter in chapters().items():
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    todo = []
+    for name in chapters():
         out = BOOK_RUNS / name
         if execute == "force" and out.exists():
             shutil.rmtree(out)
         if execute == "cache" and is_current(out, name, preset) or execute == "off":
             print(f"racecar book: {name}: using {out}", flush=True)
         else:
-            print(f"racecar book: {name}: executing ({preset} preset)", flush=True)
-            run_chapter(chapter, preset, {}, out, progress=progress)
-        if (out / f"{name}.ipynb").is_file():
-            executed[name] = out / f"{name}.ipynb"
-    return executed
+            todo.append(name)
+    failed = _run_all(todo, preset, progress, jobs)
+    if failed:
+        raise RuntimeError(f"chapters failed: {', '.join(failed)} (see runs/book/<chapter>.log or the output above)")
+    return {name: BOOK_RUNS / name / f"{name}.ipynb" for name in chapters()
+            if (BOOK_RUNS / name / f"{name}.ipynb").is_file()}
+
+
+def _run_all(names: list[str], preset: str, progress: bool, jobs: int) -> list[str]:
+    """Execute the chapters ``names``; returns those that failed. Prints each chapter's wall time."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .cli import run_chapter
+    from .experiments import get_chapter
+
+    def one(name: str) -> bool:
+        start = time.perf_counter()
+        print(f"racecar book: {name}: executing ({preset} preset)", flush=True)
+        if jobs == 1:
+            try:
+                run_chapter(get_chapter(name), preset, {}, BOOK_RUNS / name, progress=progress)
+                ok = True
+            except Exception:
+                ok = False
+        else:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+            command = [sys.executable, "-m", "racecar_core.cli", "run", name, "--preset", preset,
+                       "--out", str(BOOK_RUNS / name), "--no-progress"]
+            BOOK_RUNS.mkdir(parents=True, exist_ok=True)
+            with open(BOOK_RUNS / f"{name}.log", "w") as log:
+                ok = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT) == 0
+            if not ok:
+                print((BOOK_RUNS / f"{name}.log").read_text(errors="replace")[-3000:], flush=True)
+        print(f"racecar book: {name}: {'finished' if ok else 'FAILED'} in {time.perf_counter() - start:.0f} s", flush=True)
+        return ok
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = dict(zip(names, pool.map(one, names)))
+    return [name for name, ok in results.items() if not ok]
 
 
 def stage_sources(executed: dict[str, Path]) -> Path:
@@ -82,10 +122,14 @@ def stage_sources(executed: dict[str, Path]) -> Path:
     return STAGE
 
 
-def build(preset: str = "cpu", execute: str = "cache", progress: bool = True) -> int:
+def build(preset: str = "cpu", execute: str = "cache", progress: bool = True, jobs: int = 1) -> int:
     """Execute the chapters, stage the sources and render ``_build/html`` (warnings are errors). Returns the
-    exit status of ``jupyter-book build``."""
-    executed = execute_chapters(preset, execute, progress)
+    exit status of ``jupyter-book build`` (1 if a chapter failed)."""
+    try:
+        executed = execute_chapters(preset, execute, progress, jobs)
+    except RuntimeError as error:
+        print(f"racecar book: {error}", file=sys.stderr)
+        return 1
     stage = stage_sources(executed)
     jb = Path(sys.executable).with_name("jupyter-book")
     command = [str(jb) if jb.exists() else "jupyter-book", "build", str(stage), "--path-output", str(REPO_ROOT),

@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="cache (default): re-execute a chapter unless runs/book holds a run of this commit; "
                            "force: delete the book's runs and execute everything; off: render what is there")
     book.add_argument("--preset", default="cpu", help=f"preset of every chapter, one of {', '.join(PRESETS)} (default: cpu)")
+    book.add_argument("--jobs", type=int, default=1,
+                      help="chapters executed at once, each with cores/jobs PyTorch threads (default: 1)")
     sweep = sub.add_parser("sweep", help="run a chapter for every point of a parameter grid, as tasks on Dask")
     sweep.add_argument("chapter", help="chapter name (see 'racecar list')")
     sweep.add_argument("-p", "--param", action="append", default=[], metavar="NAME v1,v2,...",
@@ -314,9 +316,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.preset not in PRESETS:
             print(f"racecar: error: preset must be one of {list(PRESETS)}, got {args.preset!r}", file=sys.stderr)
             return 2
+        if args.jobs < 1:
+            print(f"racecar: error: --jobs must be >= 1, got {args.jobs}", file=sys.stderr)
+            return 2
         from .book import build
 
-        return build(args.preset, args.execute)
+        return build(args.preset, args.execute, jobs=args.jobs)
     try:
         if args.cell_timeout is not None and args.cell_timeout <= 0:
             raise ParameterError(f"--cell-timeout must be a positive number of seconds, got {args.cell_timeout}")
