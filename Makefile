@@ -4,7 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup book test unit lint clean
+# The browser check opens the built book in Debian's Chromium, driven by Playwright (never `playwright install`).
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: setup book test unit lint chromium clean
 
 setup: $(VENV)/.installed
 
@@ -18,12 +21,28 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 book: setup
 	$(BIN)/racecar book
 
-# Unit tests, a papermill smoke run of every chapter, then the book build with every chapter executed afresh
-# and a check of the built pages (figures, rendered reproduction-check tables, no tracebacks).
-test: setup lint
+# Unit tests, a papermill smoke run of every chapter, then the book build with every chapter executed afresh,
+# a check of the built pages (figures, rendered reproduction-check tables, no tracebacks) and every page opened
+# in headless Chromium with the network blocked (images loaded, math typeset, no console errors; screenshots
+# in _build/screenshots).
+test: setup lint chromium
 	$(BIN)/python -m pytest
 	$(BIN)/racecar book --execute force --jobs 2
 	$(BIN)/python tests/check_built_book.py _build/html
+	RACECAR_CHROMIUM=$(CHROMIUM) $(BIN)/python tests/check_book_browser.py _build/html
+
+# Chromium for the browser check: installed with apt-get when missing and running as root (as CI does).
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "make: installing Chromium for the browser check (apt-get install chromium)"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else \
+	    echo "make: the browser check needs Chromium at $(CHROMIUM): install it as root with 'apt-get install chromium'" \
+	         "(Debian), or give another Chromium or Chrome: make test CHROMIUM=/path/to/chromium" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 
 # Unit tests only (no notebooks): a quick check while developing.
 unit: setup

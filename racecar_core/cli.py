@@ -28,8 +28,7 @@ from .chapters import PRESET_HELP, PRESETS, Chapter, ParameterError
 from .experiments import chapters, get_chapter
 from .runlock import LOCK_NAME, RunLock
 from .runs import REPO_ROOT
-
-STATIC_ENV = "RACECAR_STATIC"  # = racecar_core.widgets.STATIC_ENV (not imported: ipywidgets is slow to load)
+from .static import STATIC_ENV
 
 RESERVED = ("preset", "run_dir")
 
@@ -306,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         list_chapters()
         return 0
-    # kernels started from here (papermill, the book build) draw the controls' default views: widgets.STATIC_ENV
+    # kernels started from here (papermill, the book build) draw the controls' default views and no progress bars
     os.environ.setdefault(STATIC_ENV, "1")
     if args.command == "scorecard":
         return print_scorecard(args.runs_dir, args.csv)

@@ -27,13 +27,13 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
-from tqdm.auto import tqdm
 
 from .batches import BatchSource, TensorBatches, epoch_generator
 from .files import DamagedFileError, load_json, load_torch, read_csv, save_torch, write_text
 from .losses import cross_entropy, srip_loss
 from .reverse import MODES, reconstruction_loss, record, reverse
 from .runlock import RunLock
+from .static import progress_bar
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Evaluate = Callable[[nn.Module], Mapping[str, Any]]
@@ -451,8 +451,8 @@ def _train(model: nn.Module, source: BatchSource, config: TrainConfig, run: _Run
     if loop.log_due():  # step 0, or an interruption between an update and its history row
         loop.evaluate_and_log()
     start = loop.completed
-    bar = tqdm(total=config.steps, initial=start, disable=not progress,
-               desc=progress if isinstance(progress, str) else None, leave=False)
+    bar = progress_bar(total=config.steps, initial=start, enabled=bool(progress),
+                       desc=progress if isinstance(progress, str) else None, leave=False)
     try:
         for batch in _batch_stream(source, start, config.steps):
             loop.step(_to_device(batch, device, config.channels_last))

@@ -7,19 +7,13 @@ widget, and live widget messages in a headless kernel are a known source of pape
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 
-STATIC_ENV = "RACECAR_STATIC"
-
-
-def is_static() -> bool:
-    """Whether controls should render their default view only (``RACECAR_STATIC`` set to a non-empty, non-0 value)."""
-    return os.environ.get(STATIC_ENV, "") not in ("", "0")
+from .static import STATIC_ENV, is_static  # noqa: F401 (STATIC_ENV: the switch, named here for the controls' users)
 
 
 def step_scrubber(frames: Mapping[str, Sequence[tuple[int, np.ndarray]]], draw: Callable[[dict[str, np.ndarray], int], None],

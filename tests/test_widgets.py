@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from racecar_core import cli, widgets  # noqa: E402
+from racecar_core import cli, static, widgets  # noqa: E402
 
 FRAMES = {"RR": [(0, np.zeros(3)), (10, np.ones(3))]}
 
@@ -44,3 +44,12 @@ def test_the_command_line_and_the_widgets_agree_on_the_switch(monkeypatch):
     assert cli.STATIC_ENV == widgets.STATIC_ENV
     monkeypatch.setenv(widgets.STATIC_ENV, "0")
     assert not widgets.is_static()
+
+
+def test_progress_bars_are_left_out_under_batch_execution(monkeypatch):
+    """A bar saved into an executed notebook is a frozen widget that the book could only show with CDN scripts."""
+    monkeypatch.setenv(widgets.STATIC_ENV, "1")
+    assert static.progress_bar(range(3)).disable
+    monkeypatch.setenv(widgets.STATIC_ENV, "0")
+    assert not static.progress_bar(range(3)).disable
+    assert static.progress_bar(range(3), enabled=False).disable

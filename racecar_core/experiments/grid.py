@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 from torch import nn
-from tqdm.auto import tqdm
 
+from ..static import progress_bar
 from ..training import Evaluate, LossFn, TrainConfig, TrainResult, seed_everything, train
 
 
@@ -70,7 +70,7 @@ def train_grid(variants: Sequence[Variant], seeds: Sequence[int], *, make_model:
     """
     grid = Grid()
     jobs = [(v, s) for v in variants for s in seeds]
-    outer = tqdm(jobs, desc=tag.rstrip("-") or "runs", disable=not progress, leave=False)
+    outer = progress_bar(jobs, desc=tag.rstrip("-") or "runs", enabled=progress, leave=False)
     for variant, seed in outer:
         outer.set_postfix(run=f"{variant.name} seed {seed}")
         seed_everything(seed)

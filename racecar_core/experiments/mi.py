@@ -22,13 +22,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from .. import files, models, report
 from .. import mi as estimators
 from ..chapters import Chapter, Param
 from ..pretrain import pretrain_layerwise
 from ..reverse import layer_activations
+from ..static import progress_bar
 from ..training import TrainConfig, TrainResult, seed_everything, train
 from .grid import Variant
 
@@ -369,7 +369,7 @@ def run(cfg, data: IB12Data, *, run_dir: str = "", progress: bool = True, thread
     if threads:
         torch.set_num_threads(threads)
     jobs = [(v, s) for v in variants(cfg) for s in range(cfg.seeds)]
-    bar = tqdm(jobs, desc="mi", disable=not progress, leave=False)
+    bar = progress_bar(jobs, desc="mi", enabled=progress, leave=False)
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             input_point = {task: pool.submit(_cached_plane, Path(run_dir) / "kde" / f"X-{task}-var{cfg.noise_variance:g}.npy"
