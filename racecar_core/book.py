@@ -116,10 +116,23 @@ def stage_sources(executed: dict[str, Path]) -> Path:
     config.setdefault("execute", {})["execute_notebooks"] = "off"
     (STAGE / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     for name, notebook in executed.items():
-        shutil.copy2(notebook, STAGE / "book" / f"{name}.ipynb")
+        _without_injected_parameters(notebook, STAGE / "book" / f"{name}.ipynb")
     papermill.execute_notebook(str(REPO_ROOT / SCORECARD), str(STAGE / SCORECARD), parameters={"runs_dir": str(BOOK_RUNS)},
                                cwd=str(REPO_ROOT / "book"), progress_bar=False, kernel_name="python3")
     return STAGE
+
+
+def _without_injected_parameters(source: Path, target: Path) -> None:
+    """Copy an executed notebook, hiding the cell papermill injected (machine-specific paths); the values it set
+    are in the run's metrics.json and the chapter prints its resolved configuration."""
+    import nbformat
+
+    nb = nbformat.read(source, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, target)
 
 
 def build(preset: str = "cpu", execute: str = "cache", progress: bool = True, jobs: int = 1) -> int:

@@ -95,7 +95,10 @@ class Param:
 
 
 class Config(dict):
-    """Resolved chapter parameters; keys are also attributes (``cfg.steps``)."""
+    """Resolved chapter parameters; keys are also attributes (``cfg.steps``). ``run_dir`` (from
+    :meth:`Chapter.configure_from`) is an attribute only, so it is neither shown nor saved as a parameter."""
+
+    run_dir: str = ""
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -171,7 +174,7 @@ class Chapter:
 
         values = {p.name: namespace[p.name] for p in self.params if p.name in namespace}
         config = self.configure(namespace.get("preset", "cpu"), **values)
-        config["run_dir"] = resolve_run_dir(namespace.get("run_dir", ""))
+        config.run_dir = resolve_run_dir(namespace.get("run_dir", ""))  # an attribute: not a parameter, not shown
         return config
 
     def parameters_cell(self) -> str:
