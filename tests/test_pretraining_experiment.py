@@ -116,3 +116,39 @@ def test_run_conv_trains_every_arm(conv_data, tmp_path):
 def test_settings_identity_is_json_like():
     ident = dataclasses.replace(TINY_CONV, corruption=Corruption("block", 8)).identity()
     assert ident["channels"] == [2, 4] and ident["corruption"] == {"kind": "block", "amount": 8.0}
+
+
+# --------------------------------------------------------------------------------------------------
+# Measures: NLL over training, spread of the learned functions
+# --------------------------------------------------------------------------------------------------
+
+
+def test_function_spread_on_a_hand_made_example():
+    p = torch.tensor([[[1.0, 0.0], [0.6, 0.4]],  # model 0 on two inputs
+                      [[1.0, 0.0], [0.4, 0.6]],  # model 1: disagrees on input 1
+                      [[0.0, 1.0], [0.6, 0.4]]])  # model 2: disagrees with 0 on input 0, with 1 on both
+    spread = function_spread(p)
+    assert spread["disagreement"] == pytest.approx((1 / 2 + 1 / 2 + 1) / 3)
+    d = lambda a, b: float((a - b).norm())  # noqa: E731
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    expected = np.mean([(d(p[i, 0], p[j, 0]) + d(p[i, 1], p[j, 1])) / 2 for i, j in pairs])
+    assert spread["distance"] == pytest.approx(expected)
+    squared = np.mean([(d(p[i, n], p[j, n]) ** 2) for i, j in pairs for n in (0, 1)])
+    assert spread["variance"] == pytest.approx(squared / 2 * 2 / 3)  # half the mean squared distance × (S-1)/S
+    assert function_spread(p[[0, 0]]) == {"disagreement": 0.0, "distance": 0.0, "variance": 0.0}
+    with pytest.raises(ValueError, match="S >= 2"):
+        function_spread(p[:1])
+
+
+def test_classification_evaluator_gives_nll_and_accuracy_per_split():
+    from racecar_core.metrics import classification_evaluator
+
+    model = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([0.0, np.log(3.0)]))  # p = (1/4, 3/4) for every input
+    x, y = torch.randn(5, 3), torch.tensor([1, 1, 1, 0, 0])
+    out = classification_evaluator({"train": (x, y), "test": (x[:2], y[:2])}, batch=2)(model)
+    assert out["train_nll"] == pytest.approx((3 * -np.log(0.75) - 2 * np.log(0.25)) / 5)
+    assert out["train_acc"] == pytest.approx(0.6) and out["test_acc"] == 1.0
+    assert out["test_nll"] == pytest.approx(-np.log(0.75))

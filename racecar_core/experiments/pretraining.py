@@ -134,10 +134,10 @@ class MLPSettings:
     activation: str = "sigmoid"
     steps: int = 300
     batch_size: int = 50
-    lr: float = 1e-3
+    lr: float = 1e-2
     eval_every: int = 25
     pretrain_steps: int = 100
-    pretrain_lr: float = 1e-3
+    pretrain_lr: float = 1e-2
     corruption: Corruption = Corruption("masking", 0.25)
     lambda_rr: float = 0.1
     rr_reduction: str = "mean"
@@ -318,8 +318,8 @@ class ConvSettings:
     ``RR`` adds ``lambda_rr`` times the RR loss (``rr_reduction``). Test accuracy is logged every ``eval_every`` steps.
     """
 
-    channels: tuple[int, ...] = (16, 32, 64)
-    pretrain_steps: int = 300
+    channels: tuple[int, ...] = (8, 16, 32)
+    pretrain_steps: int = 200
     pretrain_batch: int = 64
     pretrain_lr: float = 1e-3
     corruption: Corruption = Corruption("gaussian", 0.5)
