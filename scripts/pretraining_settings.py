@@ -13,7 +13,8 @@ are neither training nor test images, with seeds disjoint from the experiments' 
 
 The learning rates are not chosen here: ``MLPSettings.lr`` is the rate at which Std reaches the converged
 regime (training NLL < 0.01 at both depths within its steps; 3e-3 did not), ``ConvSettings.lr`` Adam's default.
-The result goes to ``book/data/pretraining_settings.json`` with the grids, the seeds, every run and the code version.
+The result goes to ``book/data/pretraining_settings.json`` with the grids, the seeds, every run and the code
+version; a part not run keeps its results from an existing file.
 
     python scripts/pretraining_settings.py [--part 1 2] [--seeds 100 101] [--out PATH]
 """
@@ -31,7 +32,7 @@ sys.path.insert(0, str(ROOT))  # run from anywhere without installing
 
 MLP_LAMBDAS = (0.1, 0.3, 1.0, 3.0, 10.0)
 MASKING = (0.1, 0.25, 0.5)
-CONV_LAMBDAS = (0.01, 0.1, 1.0)
+CONV_LAMBDAS = (0.001, 0.01, 0.1, 1.0)
 OUT = ROOT / "book" / "data" / "pretraining_settings.json"
 
 
@@ -103,6 +104,14 @@ def main() -> None:
     torch.set_num_threads(1)
     start = time.perf_counter()
     chosen, runs = {}, []
+    if Path(args.out).exists():  # keep the results of the part not run now
+        import json
+
+        previous = json.loads(Path(args.out).read_text())["results"]
+        for part, key in ((1, "mlp"), (2, "conv")):
+            if part not in args.part and key in previous["chosen"]:
+                chosen[key] = previous["chosen"][key]
+                runs += [r for r in previous["runs"] if r["part"] == part]
     if 1 in args.part:
         c, r = part1(args.seeds, args.val_per_class)
         chosen["mlp"], runs = c, runs + r
@@ -111,7 +120,7 @@ def main() -> None:
         chosen["conv"], runs = c, runs + r
     params = {"script": "scripts/pretraining_settings.py", "seeds": args.seeds, "val_per_class": args.val_per_class,
               "grids": {"mlp_lambda_rr": MLP_LAMBDAS, "mlp_masking": MASKING, "conv_lambda_rr": CONV_LAMBDAS},
-              "criterion": "lowest mean final validation NLL"}
+              "criterion": "lowest mean final validation NLL", "parts_run": args.part}
     record = metrics_record("pretraining-settings", params, {"chosen": chosen, "runs": runs,
                                                               "seconds": time.perf_counter() - start})
     write_json(args.out, record)

@@ -152,3 +152,30 @@ def test_classification_evaluator_gives_nll_and_accuracy_per_split():
     assert out["train_nll"] == pytest.approx((3 * -np.log(0.75) - 2 * np.log(0.25)) / 5)
     assert out["train_acc"] == pytest.approx(0.6) and out["test_acc"] == 1.0
     assert out["test_nll"] == pytest.approx(-np.log(0.75))
+
+
+def test_conv_data_reads_cifar10_through_the_cifar_loaders(tmp_path):
+    from test_resnet import write_fake_cifar
+
+    write_fake_cifar(tmp_path, per_class=5)
+    data = P.load_conv_data("cifar10", labels_per_class=4, test_per_class=0, root=str(tmp_path))
+    assert data.name == "CIFAR-10, 40 labels" and data.flip and data.classes[:2] == ("c0", "c1")
+    assert data.x_unlabelled.shape == (250, 32, 32, 3) and data.x_train.shape == (40, 32, 32, 3)
+    assert data.x_test.shape == (50, 32, 32, 3)  # test_per_class=0: the whole test split
+    with pytest.raises(FileNotFoundError, match="cifar10"):
+        P.load_conv_data("cifar10", root=str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="needs root"):
+        P.load_conv_data("cifar10")
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: P.MLPSettings(steps=0), "MLPSettings.steps must be an int >= 1"),
+    (lambda: P.MLPSettings(pretrain_steps=-1), "pretrain_steps must be an int >= 0"),
+    (lambda: P.MLPSettings(activation="gelu"), "activation must be one of"),
+    (lambda: P.MLPSettings(lr=0.0), "lr must be > 0"),
+    (lambda: P.ConvSettings(channels=()), "channels must be one or more"),
+    (lambda: P.ConvSettings(lambda_rr=-1.0), "lambda_rr must be >= 0"),
+])
+def test_bad_settings_are_refused(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

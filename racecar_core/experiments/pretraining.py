@@ -47,7 +47,7 @@ from ..corruption import Corruption
 from ..data.images import ImageBatches, channel_stats, normalise
 from ..data.tasks import image_splits, make_task
 from ..metrics import classification_evaluator, function_spread, nll_and_accuracy, predict_proba
-from ..models import mlp
+from ..models import ACTIVATIONS, mlp
 from ..pretrain import Denoising, pretrain_layerwise
 from ..training import TrainConfig, TrainResult, seed_everything, train
 
@@ -127,7 +127,11 @@ class MLPSettings:
     The supervised phase (every arm): ``steps`` Adam steps on mini-batches of ``batch_size``. ``DAE``: before
     it, ``pretrain_steps`` Adam steps per hidden layer (learning rate ``pretrain_lr``, same batch size) on that
     layer's tied denoising autoencoder with ``corruption`` of its input. ``RR``: ``lambda_rr`` times the RR loss
-    with ``rr_reduction``. Training and test NLL are logged every ``eval_every`` steps.
+    with ``rr_reduction``. Training and test NLL are logged every ``eval_every`` steps. ``lr``: the rate at which
+    Std reaches training NLL < 0.01 at both depths within ``steps`` (3e-3 did not), and ``pretrain_lr`` the
+    same; ``lambda_rr`` and the
+    masking fraction: chosen on validation images by ``scripts/pretraining_settings.py``
+    (``book/data/pretraining_settings.json``).
     """
 
     width: int = 64
@@ -138,12 +142,35 @@ class MLPSettings:
     eval_every: int = 25
     pretrain_steps: int = 100
     pretrain_lr: float = 1e-2
-    corruption: Corruption = Corruption("masking", 0.25)
-    lambda_rr: float = 0.1
+    corruption: Corruption = Corruption("masking", 0.1)
+    lambda_rr: float = 3.0
     rr_reduction: str = "mean"
+
+    def __post_init__(self):
+        _check_settings(self, positive=("width", "steps", "batch_size", "eval_every"), non_negative=("pretrain_steps",),
+                        rates=("lr", "pretrain_lr"))
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"MLPSettings.activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
 
     def identity(self) -> dict:
         return json_safe(dataclasses.asdict(self))
+
+
+def _check_settings(settings, positive=(), non_negative=(), rates=()) -> None:
+    """Refuse bad settings before any training starts."""
+    name = type(settings).__name__
+    for key in positive:
+        if not (isinstance(getattr(settings, key), int) and getattr(settings, key) >= 1):
+            raise ValueError(f"{name}.{key} must be an int >= 1, got {getattr(settings, key)!r}")
+    for key in non_negative:
+        if not (isinstance(getattr(settings, key), int) and getattr(settings, key) >= 0):
+            raise ValueError(f"{name}.{key} must be an int >= 0, got {getattr(settings, key)!r}")
+    for key in rates:
+        if not getattr(settings, key) > 0:
+            raise ValueError(f"{name}.{key} must be > 0, got {getattr(settings, key)!r}")
+    if not settings.lambda_rr >= 0 or settings.rr_reduction not in ("sum", "mean"):
+        raise ValueError(f"{name}: lambda_rr must be >= 0 and rr_reduction 'sum' or 'mean', "
+                         f"got {settings.lambda_rr!r}, {settings.rr_reduction!r}")
 
 
 def json_safe(value: Any) -> Any:
@@ -315,7 +342,8 @@ class ConvSettings:
     Pretraining (``AE``, ``AE+skip``): ``pretrain_steps`` Adam steps of :class:`racecar_core.pretrain.Denoising`
     on batches of ``pretrain_batch`` unlabelled images with ``corruption`` (in normalised units). Fine-tuning
     (every arm): ``steps`` Adam steps on batches of ``batch_size`` labelled images, all layers trained;
-    ``RR`` adds ``lambda_rr`` times the RR loss (``rr_reduction``). Test accuracy is logged every ``eval_every`` steps.
+    ``RR`` adds ``lambda_rr`` times the RR loss (``rr_reduction``; chosen on validation images by
+    ``scripts/pretraining_settings.py``). Test accuracy is logged every ``eval_every`` steps.
     """
 
     channels: tuple[int, ...] = (8, 16, 32)
@@ -326,9 +354,16 @@ class ConvSettings:
     steps: int = 300
     batch_size: int = 32
     lr: float = 1e-3
-    lambda_rr: float = 0.1
+    lambda_rr: float = 0.01
     rr_reduction: str = "mean"
     eval_every: int = 100
+
+    def __post_init__(self):
+        _check_settings(self, positive=("pretrain_steps", "pretrain_batch", "steps", "batch_size", "eval_every"),
+                        rates=("pretrain_lr", "lr"))
+        if not self.channels or any(not (isinstance(c, int) and c >= 1) for c in self.channels):
+            raise ValueError(f"ConvSettings.channels must be one or more ints >= 1, got {self.channels!r}")
+        object.__setattr__(self, "channels", tuple(self.channels))
 
     def identity(self) -> dict:
         return json_safe(dataclasses.asdict(self))
