@@ -5,7 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from racecar_core.pretrain import layer_reconstruction_errors, pretrain_layerwise
+from racecar_core import NonFiniteLossError, TensorBatches, TrainConfig
+from racecar_core.corruption import Corruption
+from racecar_core.pretrain import layer_pair, layer_reconstruction_errors, pretrain_layer, pretrain_layerwise
+from racecar_core.reverse import reconstruction_loss, reverse_pass
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -72,12 +75,6 @@ def test_bad_arguments_fail_before_any_training(x, kwargs, message):
 # --------------------------------------------------------------------------------------------------
 # On the training loop: the same results as a plain Adam loop, denoising, resume, NaN stop
 # --------------------------------------------------------------------------------------------------
-
-from racecar_core import NonFiniteLossError, TensorBatches, TrainConfig  # noqa: E402
-from racecar_core.corruption import Corruption  # noqa: E402
-from racecar_core.pretrain import layer_pair, pretrain_layer  # noqa: E402
-from racecar_core.reverse import reconstruction_loss, reverse_pass  # noqa: E402
-
 
 def plain_adam_pretraining(model, x, steps, lr, layers):
     """The algorithm before it moved onto the training loop: per layer, a fresh Adam over that layer only,
