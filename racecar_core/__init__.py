@@ -7,6 +7,8 @@ every layer's input from the network's output.
 
 from . import reverse_rules as _reverse_rules  # noqa: F401  (registers the standard rules)
 from .batches import TensorBatches
+from .conv_autoencoder import SkipAutoencoder, conv_encoder, encoder_classifier
+from .corruption import Corruption
 from .layers import PadShortcut, Residual
 from .losses import cross_entropy, double_softmax_cross_entropy, srip_loss
 from .resnet import cifar_resnet
@@ -38,6 +40,7 @@ from .training import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Corruption",
     "NonFiniteLossError",
     "Objective",
     "StepContext",
@@ -50,12 +53,15 @@ __all__ = [
     "train",
     "PadShortcut",
     "Residual",
+    "SkipAutoencoder",
     "ReverseWalk",
     "Tape",
     "UnsupportedLayerError",
     "cifar_resnet",
+    "conv_encoder",
     "cross_entropy",
     "double_softmax_cross_entropy",
+    "encoder_classifier",
     "layer_activations",
     "reconstruction_loss",
     "record",

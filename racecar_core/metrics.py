@@ -112,3 +112,68 @@ def image_similarity(reconstruction: Tensor | np.ndarray, target: Tensor | np.nd
     ssim = [structural_similarity(a, b, data_range=data_range) for a, b in zip(r, x)]
     psnr = [peak_signal_noise_ratio(b, a, data_range=data_range) for a, b in zip(r, x)]
     return {"ssim": float(np.mean(ssim)), "psnr": float(np.mean(psnr))}
+
+
+# --------------------------------------------------------------------------------------------------
+# Classifiers: negative log-likelihood over training, and how much the learned functions differ
+# --------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, x: Tensor, batch: int = 1000) -> Tensor:
+    """Softmax probabilities ``[N, K]`` of ``model``'s logits on ``x``, in batches on the model's device (float32, CPU)."""
+    device = next(model.parameters()).device
+    return torch.cat([torch.softmax(model(x[i : i + batch].to(device)).float(), dim=1).cpu()
+                      for i in range(0, len(x), batch)])
+
+
+@torch.no_grad()
+def nll_and_accuracy(model: nn.Module, x: Tensor, y: Tensor, batch: int = 1000) -> tuple[float, float]:
+    """Mean negative log-likelihood (nats per example: the cross-entropy of the logits) and accuracy on ``(x, y)``."""
+    device = next(model.parameters()).device
+    nll, hits = 0.0, 0
+    for i in range(0, len(x), batch):
+        logits = model(x[i : i + batch].to(device)).float()
+        target = y[i : i + batch].to(device)
+        nll += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+        hits += int((logits.argmax(1) == target).sum())
+    return nll / len(x), hits / len(x)
+
+
+def classification_evaluator(splits: dict[str, tuple[Tensor, Tensor]], batch: int = 1000):
+    """An ``evaluate`` callback for :func:`racecar_core.train`: ``{"<name>_nll", "<name>_acc"}`` for every
+    ``name: (x, y)`` in ``splits`` (e.g. ``{"train": ..., "test": ...}`` for Erhan et al.'s test-NLL-vs-train-NLL
+    trajectories). The loop calls it in eval mode."""
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        out = {}
+        for name, (x, y) in splits.items():
+            out[f"{name}_nll"], out[f"{name}_acc"] = nll_and_accuracy(model, x, y, batch)
+        return out
+
+    return evaluate
+
+
+def function_spread(probabilities: Tensor | np.ndarray) -> dict[str, float]:
+    """How much the functions learned from different seeds differ on the same inputs.
+
+    ``probabilities``: ``[S, N, K]``, the predicted class probabilities of ``S >= 2`` models (seeds) on the same
+    ``N`` held-out inputs. Returns, averaged over the ``S(S-1)/2`` pairs of models and over the inputs:
+
+    * ``disagreement``: the fraction of inputs on which the two models' arg-max classes differ;
+    * ``distance``: the Euclidean distance between the two probability vectors (0 .. √2);
+    * ``variance``: the variance across models of the probabilities, summed over classes
+      (equal to half the mean pairwise squared distance times ``(S-1)/S``).
+    """
+    p = torch.as_tensor(np.asarray(probabilities) if not isinstance(probabilities, Tensor) else probabilities).double()
+    if p.dim() != 3 or p.shape[0] < 2:
+        raise ValueError(f"probabilities must be [S >= 2 models, N inputs, K classes], got shape {tuple(p.shape)}")
+    s = p.shape[0]
+    labels = p.argmax(2)  # [S, N]
+    disagree = distance = 0.0
+    for i in range(s - 1):  # pairs (i, j > i), one model at a time to keep memory at O(S·N·K)
+        disagree += float((labels[i + 1 :] != labels[i]).double().mean(1).sum())
+        distance += float((p[i + 1 :] - p[i]).norm(dim=2).mean(1).sum())
+    pairs = s * (s - 1) / 2
+    disagree, distance = disagree / pairs, distance / pairs
+    variance = p.var(dim=0, unbiased=False).sum(1).mean()
+    return {"disagreement": float(disagree), "distance": float(distance), "variance": float(variance)}

