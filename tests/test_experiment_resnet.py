@@ -48,3 +48,9 @@ def test_layers_partly_when_rr_is_below_std_but_not_below_one():
 def test_first_layer_and_transfer_thresholds():
     assert verdicts(*results(sim={"Std": 0.2, "Ort": 0.6, "RR": 0.5}))["first_layer"] == "partly reproduced"
     assert verdicts(*results(moved={"Scratch": 0.3, "Std": 0.6, "Ort": 0.4, "RR": 0.5}))["transfer"] == "not reproduced"
+
+
+def test_headline_numbers_for_sweeps():
+    frame, _, transfer = results()
+    h = resnet.headline(frame, transfer, 0.1)
+    assert h["test_acc RR"] == 0.93 and h["transfer_acc Scratch"] == 0.3 and h["lambda_rr"] == 0.1

@@ -521,3 +521,11 @@ def claims(frame: pd.DataFrame, layers: pd.DataFrame, transfer_frame: pd.DataFra
             test="RR's mean above Std's and Ort's and RR above both in every seed; partly: the means only"
             + ("" if cfg.dataset == "cifar10" else "; a stand-in pair of tasks, not the paper's")),
     ]
+
+
+def headline(frame: pd.DataFrame, transfer_frame: pd.DataFrame, lambda_rr: float) -> dict[str, float]:
+    """The numbers a sweep plots: mean test accuracy per arm, mean transfer accuracy per start, and λ_RR."""
+    out = {f"test_acc {v}": float(g.test_acc.mean()) for v, g in frame.groupby("variant", sort=False)}
+    out.update({f"transfer_acc {s}": float(g.test_acc.mean()) for s, g in transfer_frame.groupby("start", sort=False)})
+    out["lambda_rr"] = float(lambda_rr)
+    return out
