@@ -740,3 +740,45 @@ def test_racecar_run_restart_discards_only_unfinished_checkpoints(tmp_path):
     assert cli.discard_checkpoints(tmp_path) == [tmp_path / "a" / "checkpoint.pt"]
     assert not (tmp_path / "a" / "checkpoint.pt").exists() and (tmp_path / "b" / "model.pt").exists()
     assert cli.discard_checkpoints(tmp_path / "nothing") == []
+
+
+# --------------------------------------------------------------------------------------------------
+# Bad command-line input: refused before any work, nothing written
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["run", "nosuch"], "unknown chapter 'nosuch'"),
+    (["run", "peak", "-p", "stepz", "10"], "no parameter 'stepz'"),
+    (["run", "peak", "-p", "steps", "ten"], "expects int, got 'ten'"),
+    (["run", "peak", "-p", "steps", "-5"], "must be >= 1"),
+    (["run", "peak", "--preset", "huge"], "preset must be one of"),
+    (["run", "peak", "-p", "preset", "cpu"], "--preset"),
+    (["run", "mnist", "-p", "data_dir", "/no/such/mnist"], "does not exist"),
+    (["run", "peak", "-p", "lambda_rr", "-1e-5"], "'lambda_rr' must be >= 0.0, got -1e-05"),
+    (["run", "peak", "-p", "lambda_ort", "-inf"], "'lambda_ort' must be finite"),
+    (["run", "peak", "-p", "lambda_rr=-2"], "'lambda_rr' must be >= 0.0"),
+    (["run", "peak", "-p", "data_seed", str(10**27)], "'data_seed' must be <= 2147483647"),
+    (["run", "peak", "-p", "data_dir", "~nouser_racecar/x"], "cannot expand"),
+    (["run", "peak", "-p", "data_dir", __file__], "is a file"),
+    (["run", "peak", "-p", "steps"], "-p needs a name and a value"),
+    (["run", "peak", "-p", "seeds", "1001"], "'seeds' must be <= 1000"),
+    (["run", "peak", "-p", "lr", "nan"], "'lr' must be finite"),
+    (["run", "peak", "-p", "loss", "mse"], "must be one of ['cross_entropy', 'double_softmax']"),
+    (["run", "mi", "-p", "test_fraction", "0.95"], "'test_fraction' must be <= 0.9"),
+    (["run", "resnet", "-p", "depth", "21"], "parameter 'depth'"),
+    (["run", "resnet", "-p", "dataset", "cifar10"], "needs data_dir"),
+    (["run", "peak", "--cell-timeout", "0"], "--cell-timeout must be a positive number"),
+    (["book", "--jobs", "0"], "--jobs must be >= 1"),
+    (["book", "--preset", "gpu"], "preset must be one of"),
+    (["scorecard", "/no/such/runs"], "not a folder of runs"),
+])
+def test_cli_rejects_bad_input_before_any_work(argv, message, capsys, tmp_path):
+    """Every kind of bad command-line input: a clear message, exit status 2, nothing written."""
+    before = sorted((runs.REPO_ROOT / "runs").rglob("*")) if (runs.REPO_ROOT / "runs").exists() else []
+    out = tmp_path / "run"
+    assert cli.main([*argv, "--out", str(out)] if argv[0] == "run" and argv[1] != "nosuch" else argv) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+    after = sorted((runs.REPO_ROOT / "runs").rglob("*")) if (runs.REPO_ROOT / "runs").exists() else []
+    assert before == after
