@@ -25,6 +25,8 @@ def verdicts(glorot, torch_init):
 
 def test_clear_results_reproduce_every_claim():
     assert verdicts(frame(), frame()) == dict.fromkeys(("rowspace", "leading", "reconstruction"), "reproduced")
+    sources = {c.key: c.source for c in mnist.claims(frame(), frame(), WHERE)}
+    assert sources["rowspace"].startswith("Fig. 3") and sources["reconstruction"] == report.OUR_EXTRAPOLATION
 
 
 def test_rowspace_needs_rr_above_and_the_others_below_their_thresholds():

@@ -22,10 +22,10 @@ CHAPTER = Chapter(
     notebook="book/mnist.ipynb",
     params=(
         Param("seeds", int, None, "number of seeds, 0 .. seeds-1", min=1, max=1000),
-        Param("steps", int, None, "full-batch Adam steps (authors: 1000)", min=1, max=10_000_000),
-        Param("lr", float, 1e-4, "Adam learning rate (authors: 1e-4)", min=1e-9, max=1.0),
-        Param("lambda_rr", float, 1e-5, "weight of the RR loss on raw 0-255 pixels (authors: 1e-5)", min=0.0),
-        Param("lambda_ort", float, 0.1, "weight of the SRIP loss (authors: 0.1)", min=0.0),
+        Param("steps", int, None, "full-batch Adam steps (authors' code: 1000)", min=1, max=10_000_000),
+        Param("lr", float, 1e-4, "Adam learning rate (authors' code: 1e-4)", min=1e-9, max=1.0),
+        Param("lambda_rr", float, 1e-5, "weight of the RR loss on raw 0-255 pixels (authors' code: 1e-5)", min=0.0),
+        Param("lambda_ort", float, 0.1, "weight of the SRIP loss (authors' code: 0.1)", min=0.0),
         Param("loss", str, "cross_entropy", "task loss: standard softmax cross-entropy, or the authors' double softmax",
               choices=("cross_entropy", "double_softmax")),
         Param("snapshot_every", int, None, "steps between reconstruction snapshots", min=1),
@@ -191,8 +191,11 @@ def lambda_rows(cfg, data: Digits, grid: Grid, grid_torch_init: Grid, *, run_dir
 # Reproduction check
 # --------------------------------------------------------------------------------------------------
 
-# The SVD figure that the authors' code reproduces (Fig. 3 by their README).
-SOURCES = dict.fromkeys(("rowspace", "leading", "reconstruction"), "Fig. 3 (SVD figure; per the authors' README)")
+# The SVD figure that the authors' code reproduces (Fig. 3 by their README). For the reverse pass's MNIST
+# reconstructions we know no statement of the paper: the authors' code saves them, and the GIF in their README
+# shows those of the peak test only, so that claim is our extrapolation from the peak test.
+SOURCES = {**dict.fromkeys(("rowspace", "leading"), "Fig. 3 (SVD figure; per the authors' README)"),
+           "reconstruction": report.OUR_EXTRAPOLATION}
 ENERGY_RR, ENERGY_OTHERS, ANGLE_DEGREES = 0.9, 0.1, 10.0  # thresholds, fixed before the results
 
 
@@ -233,7 +236,9 @@ def claims(frame: pd.DataFrame, frame_torch_init: pd.DataFrame, where: report.Se
         where.claim(
             "reconstruction", "RR's reverse pass turns the output back into an image of the input digit; "
             "Std's and Ort's do not", source=SOURCES["reconstruction"], measured=report.measured_text(cos),
-            verdict=report.verdict_of([c.holds for c in cos]), test="RR above Std and Ort in every seed"),
+            verdict=report.verdict_of([c.holds for c in cos]),
+            test="RR above Std and Ort in every seed (the paper shows reverse-pass outputs for the peak test; "
+            "for MNIST we know none)"),
     ]
 
 
