@@ -135,7 +135,7 @@ def own_peak_share(reconstruction: Tensor, labels: Tensor) -> float:
 
 def spread(reconstruction: Tensor) -> float:
     """Largest difference between two of the reconstructions [N, 784] at any pixel (0: one image for all)."""
-    return float((reconstruction[:, None] - reconstruction[None]).abs().amax())
+    return float((reconstruction.amax(dim=0) - reconstruction.amin(dim=0)).max())
 
 
 def black_reference(data: PeakData) -> dict[str, float]:
