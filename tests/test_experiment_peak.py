@@ -105,5 +105,7 @@ def test_own_peak_share_and_spread_on_hand_made_reconstructions():
     rec = images.reshape(4, -1)
     labels = torch.tensor([0, 1, 1, 1])  # own brighter in images 0 and 2
     assert peak.own_peak_share(rec, labels) == 0.5
+    own, other = peak.own_and_other_peak(rec, labels)
+    assert own.tolist() == [10.0, 5.0, 10.0, 5.0] and other.tolist() == [5.0, 10.0, 5.0, 10.0]
     assert peak.peak_brightness(rec)[0].tolist() == [10.0, 5.0]
     assert peak.spread(rec[:2]) == 0.0 and peak.spread(rec) == 5.0
