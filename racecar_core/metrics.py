@@ -29,13 +29,6 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int | None = No
     return hits / n
 
 
-@torch.no_grad()
-def input_reconstruction(model: nn.Module, x: Tensor) -> Tensor:
-    """``d'_1``: the reverse pass's reconstruction of the input ``x`` (same shape as ``x``)."""
-    d, d_rec = reverse_pass(model, x)[0]
-    return d_rec.reshape(x.shape)
-
-
 @contextlib.contextmanager
 def batch_statistics(model: nn.Module) -> Iterator[nn.Module]:
     """Normalise with each batch's own statistics (BatchNorm in training mode) without changing the running
@@ -54,6 +47,43 @@ def batch_statistics(model: nn.Module) -> Iterator[nn.Module]:
             m.momentum = momentum
             if tracked is not None:
                 m.num_batches_tracked.copy_(tracked)
+
+
+@contextlib.contextmanager
+def running_statistics(model: nn.Module) -> Iterator[nn.Module]:
+    """Normalise with the running statistics (BatchNorm in evaluation mode), whatever the model's mode;
+    everything else keeps its mode."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.training for m in norms]
+    try:
+        for m in norms:
+            m.eval()
+        yield model
+    finally:
+        for m, training in zip(norms, saved):
+            m.train(training)
+
+
+BN_STATISTICS = ("batch", "running")
+
+
+@torch.no_grad()
+def input_reconstruction(model: nn.Module, x: Tensor, *, bn: str = "batch") -> Tensor:
+    """``d'_1``: the reverse pass's reconstruction of the input ``x`` (same shape as ``x``).
+
+    ``bn``: which statistics BatchNorm normalises with, in the forward and the reverse pass.
+    ``"batch"`` (default): the batch's own, as in training and in the authors' evaluation
+    (``is_training=1``); the reverse pass then normalises the reverse signal with *its* statistics, so each
+    input's reconstruction depends on the others in the batch. The running statistics stay untouched
+    (:func:`batch_statistics`). ``"running"``: the running statistics of the forward pass (evaluation mode);
+    they are on the scale of the forward activations, and a reverse signal on another scale can be flattened
+    to (nearly) the same image for every input. See ``book/method.md``.
+    """
+    if bn not in BN_STATISTICS:
+        raise ValueError(f"bn must be one of {BN_STATISTICS}, got {bn!r}")
+    with (batch_statistics if bn == "batch" else running_statistics)(model):
+        d, d_rec = reverse_pass(model, x)[0]
+    return d_rec.reshape(x.shape)
 
 
 @torch.no_grad()

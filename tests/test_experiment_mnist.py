@@ -25,6 +25,8 @@ def verdicts(glorot, torch_init):
 
 def test_clear_results_reproduce_every_claim():
     assert verdicts(frame(), frame()) == dict.fromkeys(("rowspace", "leading", "reconstruction"), "reproduced")
+    sources = {c.key: c.source for c in mnist.claims(frame(), frame(), WHERE)}
+    assert sources["rowspace"].startswith("Fig. 3") and sources["reconstruction"] == report.OUR_EXTRAPOLATION
 
 
 def test_rowspace_needs_rr_above_and_the_others_below_their_thresholds():
@@ -39,3 +41,22 @@ def test_leading_vectors_partly_when_only_the_smaller_initialisation_shows_the_d
 
 def test_reconstruction_needs_rr_ahead_of_both():
     assert verdicts(frame(rr_cos=0.05), frame())["reconstruction"] == "not reproduced"
+
+
+def test_lambda_claims_give_a_verdict_per_claim_and_lambda():
+    rows = {1e-6: (frame(rr_energy=0.5, rr_angle=60.0, rr_cos=0.05), frame(rr_angle=60.0)), 1e-5: (frame(), frame()),
+            1e-4: (frame(rr_angle=45.0), frame(rr_angle=5.0))}
+    by_lambda = mnist.lambda_claims(rows, WHERE)
+    table = report.verdict_map(by_lambda)
+    assert table.to_dict() == {
+        "1e-06": {"rowspace": "not reproduced", "leading": "not reproduced", "reconstruction": "not reproduced"},
+        "1e-05": dict.fromkeys(("rowspace", "leading", "reconstruction"), "reproduced"),
+        "0.0001": {"rowspace": "reproduced", "leading": "partly reproduced", "reconstruction": "reproduced"}}
+    assert [c.lambda_rr for c in by_lambda[1e-4]] == ["0.0001"] * 3
+    headline = report.with_lambda_map(mnist.claims(frame(), frame(), WHERE), by_lambda)
+    assert [len(c.across_lambda) for c in headline] == [3, 3, 3]
+
+
+def test_row_seeds_are_capped_at_the_seeds():
+    assert list(mnist.row_seeds(mnist.CHAPTER.configure("cpu", seeds=2))) == [0, 1]
+    assert list(mnist.row_seeds(mnist.CHAPTER.configure("cpu"))) == [0, 1, 2, 3, 4]
