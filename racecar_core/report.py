@@ -55,6 +55,12 @@ def summarize(frame: pd.DataFrame, columns: Sequence[str], *, by: str | Sequence
     return pd.DataFrame(rows).set_index(keys)
 
 
+def headline(frame: pd.DataFrame, columns: Sequence[str], by: str = "variant") -> dict[str, float]:
+    """``{"<column> <group>": mean}`` over the runs of each group: the numbers a sweep's summary plots."""
+    return {f"{c} {key}": float(group[c].mean()) for key, group in frame.groupby(by, sort=False) for c in columns
+            if c in group}
+
+
 def per_variant(frame: pd.DataFrame, column: str, variants: Iterable[str] | None = None) -> dict[str, np.ndarray]:
     """``{variant: values of column}`` with each variant's rows sorted by seed (paired across variants)."""
     names = list(variants) if variants is not None else list(dict.fromkeys(frame["variant"]))

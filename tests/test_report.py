@@ -31,6 +31,11 @@ def test_summarize_groups_and_counts():
     assert table.loc["A", "x"] == "2.0 ± 1.4" and table.loc["B", "x"] == "5" and list(table["n"]) == [2, 1]
 
 
+def test_headline_means_per_group():
+    frame = pd.DataFrame({"variant": ["A", "A", "B"], "x": [1.0, 3.0, 5.0], "y": [0.0, 0.0, 1.0]})
+    assert report.headline(frame, ["x", "missing"]) == {"x A": 2.0, "x B": 5.0}
+
+
 def test_per_variant_pairs_values_by_seed():
     frame = pd.DataFrame({"variant": ["A", "A", "B", "B"], "seed": [1, 0, 0, 1], "x": [10.0, 20.0, 1.0, 2.0]})
     values = report.per_variant(frame, "x")
