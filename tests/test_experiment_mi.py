@@ -32,6 +32,9 @@ def tiny(tmp_path_factory):
 
 def test_presets_and_validation():
     assert mi.CHAPTER.configure("cpu").seeds >= 5
+    assert mi.CHAPTER.configure("smoke").workers == 1 and mi.CHAPTER.configure("cpu").workers == 2
+    with pytest.raises(ParameterError, match="workers"):
+        mi.CHAPTER.configure(workers=0)
     with pytest.raises(ParameterError, match="test_fraction"):
         mi.CHAPTER.configure(test_fraction=0.95)
     with pytest.raises(ParameterError, match="seeds"):
@@ -145,6 +148,18 @@ def test_run_trains_the_reverse_pass_arms_per_lambda_and_the_others_once(tiny):
     assert frame[frame.variant.isin(mi.BASELINES)].lambda_rr.isna().all()
     assert sorted(frame[frame.variant == "RR"].lambda_rr.unique()) == [0.03, 1.0]
     assert list(grid.plane_frames("binning")) == [0.03, 1.0] and grid.plane_frames("kde_upper") == {}
+
+
+@pytest.mark.slow
+def test_parallel_workers_give_the_same_results(tiny, tmp_path):
+    cfg, data, _, _, grid = tiny
+    parallel = mi.run(mi.CHAPTER.configure(**{**cfg, "workers": 2}), data, run_dir=str(tmp_path), progress=False)
+    pd.testing.assert_frame_equal(parallel.frame, grid.frame)  # fresh processes, same seeds: the same numbers
+    assert all(r.resumed_from == 0 for r in parallel.chosen.runs.values())  # trained, not reloaded
+    for lam in grid.lambdas:
+        for key, plane in grid.by_lambda[lam].final_planes.items():
+            assert np.array_equal(parallel.by_lambda[lam].final_planes[key], plane), (lam, key)
+    pd.testing.assert_frame_equal(parallel.chosen.pretrain_history[1], grid.chosen.pretrain_history[1])
 
 
 def test_run_reloads_finished_trainings_and_pretraining(tiny):

@@ -17,12 +17,14 @@ on the same seeds (:func:`claims_by_lambda`, :func:`claims`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
 import os
+import pickle
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +70,7 @@ CHAPTER = Chapter(
         Param("lambda_ort", float, 0.1, "weight of the SRIP loss for Ort (the authors' value in their MNIST and peak code)",
               min=0.0),
         Param("snapshot_every", int, None, "steps between information-plane snapshots", min=1),
+        Param("workers", int, None, "processes that train in parallel (the results do not depend on it)", min=1, max=256),
         Param("kde_seeds", int, None, "seeds 0 .. kde_seeds-1 also get KDE planes at the end of every stage",
               min=0, max=1000),
         Param("noise_variance", float, 1e-3, "KDE: variance of the Gaussian noise added to the activations", min=1e-12),
@@ -76,11 +79,11 @@ CHAPTER = Chapter(
     ),
     presets={
         "smoke": {"seeds": 1, "steps": 20, "finetune_steps": 10, "pretrain_steps": 5, "snapshot_every": 10, "kde_seeds": 0,
-                  "lambda_grid": "0.03,1"},
+                  "lambda_grid": "0.03,1", "workers": 1},
         "cpu": {"seeds": 5, "steps": 500, "finetune_steps": 150, "pretrain_steps": 100, "snapshot_every": 50,
-                "kde_seeds": 1, "lambda_grid": "0.03,0.3,1"},
+                "kde_seeds": 1, "lambda_grid": "0.03,0.3,1", "workers": 2},
         "paper": {"seeds": 10, "steps": 5000, "finetune_steps": 2000, "pretrain_steps": 1000, "snapshot_every": 100,
-                  "kde_seeds": 10, "lambda_grid": "0.01,0.03,0.1,0.3,1,3"},
+                  "kde_seeds": 10, "lambda_grid": "0.01,0.03,0.1,0.3,1,3", "workers": 4},
     },
     validate=validate,
 )
@@ -430,7 +433,7 @@ def _measure(stage: str, name: str, seed: int, result: TrainResult, data: IB12Da
     """One finished stage: its row of final measures, its final binning plane ``[7, 2]`` and its final layer
     states (for the KDE bound)."""
     final = result.history.iloc[-1]
-    plane = np.asarray(result.snapshots[-1][1]["plane"])
+    plane = np.asarray(result.snapshots[-1][1]["plane"]).astype(float)  # a copy, not a view of the snapshot's tensor
     row = {"stage": stage, "variant": name, "seed": seed, "train_acc": float(final["train_acc"]),
            "test_acc": float(final["test_acc"]), "train_ce": float(final["train_ce"])}
     row.update({f"IX_{d}": plane[m, 0] for m, d in enumerate(LAYERS)})
@@ -440,6 +443,66 @@ def _measure(stage: str, name: str, seed: int, result: TrainResult, data: IB12Da
         other = planes(states, data, "b")
         row.update({f"IYb_{d}": other[m, 1] for m, d in enumerate(LAYERS)})
     return row, plane, states
+
+
+def _train_arm(cfg, data: IB12Data, variant: Variant, tag: str, seed: int, run_dir: str,
+               threads: int | None) -> tuple[dict[str, TrainResult], dict[str, tuple], pd.DataFrame | None]:
+    """Stages A, AA and AB of one arm and seed (Pre: after its pretraining), in this process or a worker.
+
+    Returns the stages' results, :func:`_measure` of each stage and Pre's pretraining history (else ``None``).
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    base = TrainConfig(steps=cfg.steps, lr=cfg.lr, rr_reduction="mean", eval_every=cfg.snapshot_every,
+                       checkpoint_every=max(cfg.steps // 4, 1))
+    fine = TrainConfig(steps=cfg.finetune_steps, lr=cfg.lr, eval_every=cfg.snapshot_every,
+                       checkpoint_every=max(cfg.finetune_steps // 2, 1))
+    ident = identity(cfg, data)
+    seed_everything(seed)
+    model = make_model()
+    stage_ident = {"variant": variant.name, "stage": "A", "task": "a", **ident}
+    history = None
+    if variant.name == "Pre":
+        history = pretrain(model, data, cfg, seed, run_dir)
+        stage_ident["pretrain"] = {"steps_per_layer": cfg.pretrain_steps, "hidden_layers": len(WIDTHS) - 2}
+    config_a = variant.config(base, seed)
+    sub = lambda stage: Path(run_dir) / stage / f"{tag}-seed{seed}" if run_dir else None  # noqa: E731
+    stages = {"A": train(model, data.train_set("a"), config_a, evaluate=snapshot(data, "a"),
+                         run_dir=sub("A"), identity=stage_ident, progress=False)}
+    for stage in ("AA", "AB"):
+        task = STAGE_TASK[stage]
+        tuned_ident = {"variant": variant.name, "stage": stage, "task": task, **ident,
+                       "from": {"config": _config_dict(config_a), "identity": stage_ident}}
+        stages[stage] = train(copy.deepcopy(stages["A"].model), data.train_set(task),
+                              dataclasses.replace(fine, seed=seed), evaluate=snapshot(data, task),
+                              run_dir=sub(stage), identity=tuned_ident, progress=False)
+    measured = {stage: _measure(stage, variant.name, seed, result, data) for stage, result in stages.items()}
+    return stages, measured, history
+
+
+def _by_value(fn, *args) -> bytes:
+    """``fn(*args)`` pickled by value in the worker. Returned as it is, its tensors would travel through
+    torch's shared-memory reductions: one open file per tensor in the receiving process (thousands here),
+    and a numpy view of a tensor would point at memory freed when the tensor moves."""
+    return pickle.dumps(fn(*args), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _results_in_order(fn, jobs: Sequence[tuple], workers: int):
+    """``fn(*job)`` for every job, yielded in the order of ``jobs``: in this process (``workers`` 1) or in
+    ``workers`` spawned processes (a fresh interpreter each, so the results do not depend on ``workers``)."""
+    if workers <= 1:
+        for job in jobs:
+            yield fn(*job)
+        return
+    import multiprocessing
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = [pool.submit(_by_value, fn, *job) for job in jobs]
+        for future in futures:
+            yield pickle.loads(future.result())  # our own worker's bytes, never a file  # noqa: S301
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run(cfg, data: IB12Data, *, run_dir: str = "", progress: bool = True, threads: int | None = 1) -> MIGrid:
@@ -454,68 +517,52 @@ def run(cfg, data: IB12Data, *, run_dir: str = "", progress: bool = True, thread
     alone. Each stage is evaluated every ``cfg.snapshot_every`` steps (binning plane, accuracies); at the
     end of each stage, seeds ``< cfg.kde_seeds`` of Std, Ort, Pre and of the reverse-pass arms at the
     headline λ also get the KDE upper bound, computed in a background thread while training goes on.
+    ``cfg.workers`` processes train arms in parallel; every arm starts from ``seed_everything(seed)``, so
+    the results are the same for any number of workers.
 
     With ``run_dir`` every stage keeps its files in ``run_dir/<stage>/<arm>-seed<s>`` (reverse-pass arms:
     ``<arm>-lambda<λ>-seed<s>``), Pre's pretraining in ``run_dir/pretrain`` and the KDE planes in
     ``run_dir/kde``; a repeated call resumes unfinished stages and reloads finished ones. ``threads``: torch
-    threads during training (1 is fastest for this tiny network and leaves a core to the KDE; restored
-    afterwards; ``None`` leaves the setting alone).
+    threads of each training process (1 is fastest for this tiny network; restored afterwards; ``None``
+    leaves the setting alone).
     """
-    base = TrainConfig(steps=cfg.steps, lr=cfg.lr, rr_reduction="mean", eval_every=cfg.snapshot_every,
-                       checkpoint_every=max(cfg.steps // 4, 1))
-    fine = TrainConfig(steps=cfg.finetune_steps, lr=cfg.lr, eval_every=cfg.snapshot_every,
-                       checkpoint_every=max(cfg.finetune_steps // 2, 1))
-    ident = identity(cfg, data)
     chosen = float(cfg.lambda_rr)
     lams = lambda_values(cfg)
     grid = MIGrid(chosen, {lam: MIResults() for lam in lams})
     # (variant, λ or None for the λ-independent arms, seed): the headline λ right after the baselines
-    jobs = [(v, None, s) for v in baseline_variants(cfg) for s in range(cfg.seeds)]
-    jobs += [(v, lam, s) for lam in sorted(lams, key=lambda x: x != chosen) for v in rr_variants(lam)
+    arms = [(v, None, s) for v in baseline_variants(cfg) for s in range(cfg.seeds)]
+    arms += [(v, lam, s) for lam in sorted(lams, key=lambda x: x != chosen) for v in rr_variants(lam)
              for s in range(cfg.seeds)]
+    tags = [v.name if lam is None else f"{v.name}-lambda{lam:g}" for v, lam, _ in arms]
+    jobs = [(cfg, data, v, tag, s, run_dir, threads) for (v, _, s), tag in zip(arms, tags)]
     kde_jobs: dict[tuple[str, str, int, float | None], Future] = {}  # (stage, variant, seed, λ or None)
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
-    bar = tqdm(jobs, desc="mi", disable=not progress, leave=False)
+    bar = tqdm(total=len(jobs), desc="mi", disable=not progress, leave=False)
     try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with contextlib.ExitStack() as stack:
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))  # the KDE planes
             input_point = {task: pool.submit(_cached_plane, Path(run_dir) / "kde" / f"X-{task}-var{cfg.noise_variance:g}.npy"
                                              if run_dir else None,
                                              lambda t=task: planes([data.x.numpy()], data, t, "kde_upper",
                                                                    cfg.noise_variance)[0])
                            for task in ("a", "b")} if cfg.kde_seeds else {}
-            for variant, lam, seed in bar:
-                tag = variant.name if lam is None else f"{variant.name}-lambda{lam:g}"
+            done = stack.enter_context(contextlib.closing(_results_in_order(_train_arm, jobs, cfg.workers)))
+            for (variant, lam, seed), tag, (stages, measured, history) in zip(arms, tags, done):
+                bar.update()
                 bar.set_postfix(run=f"{tag} seed {seed}")
-                seed_everything(seed)
-                model = make_model()
-                stage_ident = {"variant": variant.name, "stage": "A", "task": "a", **ident}
-                if variant.name == "Pre":
-                    history = pretrain(model, data, cfg, seed, run_dir)
-                    for results in grid.by_lambda.values():
-                        results.pretrain_history[seed] = history
-                    stage_ident["pretrain"] = {"steps_per_layer": cfg.pretrain_steps, "hidden_layers": len(WIDTHS) - 2}
-                config_a = variant.config(base, seed)
-                sub = lambda stage: Path(run_dir) / stage / f"{tag}-seed{seed}" if run_dir else None  # noqa: E731
-                stages = {"A": train(model, data.train_set("a"), config_a, evaluate=snapshot(data, "a"),
-                                     run_dir=sub("A"), identity=stage_ident, progress=False)}
-                for stage in ("AA", "AB"):
-                    task = STAGE_TASK[stage]
-                    tuned_ident = {"variant": variant.name, "stage": stage, "task": task, **ident,
-                                   "from": {"config": _config_dict(config_a), "identity": stage_ident}}
-                    stages[stage] = train(copy.deepcopy(stages["A"].model), data.train_set(task),
-                                          dataclasses.replace(fine, seed=seed), evaluate=snapshot(data, task),
-                                          run_dir=sub(stage), identity=tuned_ident, progress=False)
                 targets = list(grid.by_lambda.values()) if lam is None else [grid.by_lambda[lam]]
                 for stage, result in stages.items():
-                    task = STAGE_TASK[stage]
-                    row, plane, states = _measure(stage, variant.name, seed, result, data)
+                    row, plane, states = measured[stage]
                     for results in targets:
                         results.runs[(stage, variant.name, seed)] = result
                         results.final_planes[(stage, variant.name, seed, "binning")] = plane
                         results.rows.append(dict(row))
+                        if history is not None:
+                            results.pretrain_history[seed] = history
                     if seed < cfg.kde_seeds and lam in (None, chosen):
+                        task = STAGE_TASK[stage]
                         cache = (Path(run_dir) / "kde" / f"{stage}-{tag}-seed{seed}-var{cfg.noise_variance:g}.npy"
                                  if run_dir else None)
                         kde_jobs[(stage, variant.name, seed, lam)] = pool.submit(
