@@ -25,6 +25,7 @@ import os
 import pickle
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -501,6 +502,11 @@ def _results_in_order(fn, jobs: Sequence[tuple], workers: int):
         futures = [pool.submit(_by_value, fn, *job) for job in jobs]
         for future in futures:
             yield pickle.loads(future.result())  # our own worker's bytes, never a file  # noqa: S301
+    except BrokenProcessPool as error:
+        raise RuntimeError(
+            "a training worker process died before it finished. Workers are started with 'spawn', which "
+            "re-imports the calling script: a script (not a notebook) that calls run() with workers > 1 must do "
+            "so under `if __name__ == \"__main__\":`; or set workers to 1") from error
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -518,7 +524,8 @@ def run(cfg, data: IB12Data, *, run_dir: str = "", progress: bool = True, thread
     end of each stage, seeds ``< cfg.kde_seeds`` of Std, Ort, Pre and of the reverse-pass arms at the
     headline λ also get the KDE upper bound, computed in a background thread while training goes on.
     ``cfg.workers`` processes train arms in parallel; every arm starts from ``seed_everything(seed)``, so
-    the results are the same for any number of workers.
+    the results are the same for any number of workers. The workers are spawned: a script (not a notebook)
+    that calls ``run`` with ``workers > 1`` needs the ``if __name__ == "__main__":`` guard.
 
     With ``run_dir`` every stage keeps its files in ``run_dir/<stage>/<arm>-seed<s>`` (reverse-pass arms:
     ``<arm>-lambda<λ>-seed<s>``), Pre's pretraining in ``run_dir/pretrain`` and the KDE planes in
