@@ -250,7 +250,8 @@ def reverse(tape: Tape, mode: Mode = "full", *, update_bn_stats: bool = False) -
     """Run the reverse pass on a recorded forward pass and return the pairs ``(d_m, d'_m)``.
 
     ``mode``: ``"full"`` (RR: one reverse pass from the output to the input), ``"first"`` (RR¹: only the
-    input layer's pair of the full pass) or ``"local"`` (lRR: each layer from its own forward output).
+    input layer's pair of the full pass) or ``"local"`` (lRR: each layer from its own forward output); what
+    RR¹ and lRR compute is our reading of the paper's names.
     ``update_bn_stats``: whether BatchNorm running statistics are updated by the reverse pass
     (the authors' TensorFlow code did; the default is not to).
     """

@@ -8,16 +8,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from torch import nn
 
+from ..chapters import ParameterError
 from ..static import progress_bar
 from ..training import Evaluate, LossFn, TrainConfig, TrainResult, seed_everything, train
 
 
 @dataclass(frozen=True)
 class Variant:
-    """A training variant: the paper's names Std (plain), Ort (SRIP), RR (full reverse pass), RR1, lRR."""
+    """A training variant: the paper's names Std (plain), Ort (SRIP), RR (full reverse pass), RR1 (RR¹), lRR.
+
+    What RR¹ (``rr_mode="first"``) and lRR (``"local"``) compute is our reading of the paper's names
+    (book/method.md, "What we inferred")."""
 
     name: str
     lambda_rr: float = 0.0
@@ -27,6 +32,18 @@ class Variant:
     def config(self, base: TrainConfig, seed: int) -> TrainConfig:
         return dataclasses.replace(base, lambda_rr=self.lambda_rr, lambda_ort=self.lambda_ort,
                                    rr_mode=self.rr_mode, seed=seed)
+
+
+def parse_lambdas(text: str, name: str = "lambda_grid") -> list[float]:
+    """``"0.03, 0.3,1"`` -> ``[0.03, 0.3, 1.0]`` (order kept); :class:`ParameterError` naming the parameter
+    ``name`` unless there is at least one value and every value is a finite number > 0."""
+    try:
+        values = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise ParameterError(f"parameter {name!r} must be comma-separated numbers, got {text!r}") from None
+    if not values or not all(np.isfinite(v) and v > 0 for v in values):
+        raise ParameterError(f"parameter {name!r} needs one or more finite values > 0, got {text!r}")
+    return values
 
 
 def std_ort_rr(lambda_rr: float, lambda_ort: float) -> list[Variant]:

@@ -1,19 +1,30 @@
 """Information planes on the 12-bit task: what each layer keeps about the input and the label.
 
-The network of Shwartz-Ziv & Tishby (2017), 12 → 10 → 7 → 5 → 4 → 3 → 2 with tanh, is trained on task A
-as Std, Ort, Pre, RR1 (RR¹), lRR and RR, and each trained model is then fine-tuned with the task loss alone
-on task A again (stage AA) and on task B (stage AB). Every stage records the information plane of every
-layer state ``d_1 = X, d_2, ..., d_6, d_7`` (the output layer, as softmax probabilities) on all 4096 inputs
-over training (binning) and at its end (binning and the KDE upper bound).
+The data and the network are our choice, after Shwartz-Ziv & Tishby (2017): the 4096 patterns of their 12-bit
+task and their network 12 → 10 → 7 → 5 → 4 → 3 → 2 with tanh. The paper's own data (its figure shows
+MNIST-like digits varied by digit, rotation and thickness) and network for its information planes are not known
+to us. The network is trained on task A as Std, Ort, Pre, RR1 (RR¹), lRR and RR (RR¹: the input layer's term
+of the reverse pass only; lRR: each layer's step from its own forward output; both our readings of the
+paper's names), and each trained model is then fine-tuned with the task loss alone on task A again (stage AA)
+and on task B (stage AB). Every stage records the information plane of every layer state
+``d_1 = X, d_2, ..., d_6, d_7`` (the output layer, as softmax probabilities) on all 4096 inputs over training
+(binning) and at its end (binning and the KDE upper bound).
+
+The reverse-pass arms (RR¹, lRR, RR) are trained for every λ_RR of a grid (``lambda_grid`` and the headline
+``lambda_rr``), the λ-independent arms (Std, Ort, Pre) once per seed, so the claims get a verdict at every λ
+on the same seeds (:func:`claims_by_lambda`, :func:`claims`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import pickle
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,12 +36,20 @@ from torch import Tensor, nn
 
 from .. import files, models, report
 from .. import mi as estimators
-from ..chapters import Chapter, Param
+from ..chapters import Chapter, Config, Param, ParameterError
 from ..pretrain import pretrain_layerwise
 from ..reverse import layer_activations
 from ..static import progress_bar
 from ..training import TrainConfig, TrainResult, seed_everything, train
-from .grid import Variant
+from .grid import Variant, parse_lambdas
+
+
+def validate(cfg: Config) -> None:
+    """The λ grid must parse, and the headline λ must be > 0 (at 0 RR¹, lRR and RR would all be Std)."""
+    parse_lambdas(cfg.lambda_grid, "lambda_grid")
+    if cfg.lambda_rr <= 0:
+        raise ParameterError(f"parameter 'lambda_rr' must be > 0 (the λ of the headline verdicts), got {cfg.lambda_rr}")
+
 
 CHAPTER = Chapter(
     name="mi",
@@ -46,10 +65,12 @@ CHAPTER = Chapter(
               min=0, max=10_000_000),
         Param("lr", float, 1e-2, "Adam learning rate of every stage (ours: scripts/mi_settings.py)", min=1e-9, max=1.0),
         Param("lambda_rr", float, 0.03, "weight of the RR loss (per-element mean of each layer's term) for RR, lRR, RR1 "
-              "(ours: scripts/mi_settings.py)", min=0.0),
+              "behind the headline verdicts (ours: scripts/mi_settings.py)", min=0.0),
+        Param("lambda_grid", str, None, "λ_RR values of the verdict map, comma-separated (lambda_rr is added)"),
         Param("lambda_ort", float, 0.1, "weight of the SRIP loss for Ort (the authors' value in their MNIST and peak code)",
               min=0.0),
         Param("snapshot_every", int, None, "steps between information-plane snapshots", min=1),
+        Param("workers", int, None, "processes that train in parallel (the results do not depend on it)", min=1, max=256),
         Param("kde_seeds", int, None, "seeds 0 .. kde_seeds-1 also get KDE planes at the end of every stage",
               min=0, max=1000),
         Param("noise_variance", float, 1e-3, "KDE: variance of the Gaussian noise added to the activations", min=1e-12),
@@ -57,18 +78,21 @@ CHAPTER = Chapter(
         Param("split_seed", int, 0, "seed of the train/test split", min=0),
     ),
     presets={
-        "smoke": {"seeds": 1, "steps": 20, "finetune_steps": 10, "pretrain_steps": 5, "snapshot_every": 10, "kde_seeds": 0},
+        "smoke": {"seeds": 1, "steps": 20, "finetune_steps": 10, "pretrain_steps": 5, "snapshot_every": 10, "kde_seeds": 0,
+                  "lambda_grid": "0.03,1", "workers": 1},
         "cpu": {"seeds": 5, "steps": 500, "finetune_steps": 150, "pretrain_steps": 100, "snapshot_every": 50,
-                "kde_seeds": 1},
+                "kde_seeds": 1, "lambda_grid": "0.03,0.3,1", "workers": 2},
         "paper": {"seeds": 10, "steps": 5000, "finetune_steps": 2000, "pretrain_steps": 1000, "snapshot_every": 100,
-                  "kde_seeds": 10},
+                  "kde_seeds": 10, "lambda_grid": "0.01,0.03,0.1,0.3,1,3", "workers": 4},
     },
+    validate=validate,
 )
 
 WIDTHS = (12, 10, 7, 5, 4, 3, 2)
 LAYERS = tuple(f"d{m}" for m in range(1, len(WIDTHS) + 1))  # d1 = X ... d7 = output layer
 VARIANTS = ("Std", "Ort", "Pre", "RR1", "lRR", "RR")
-BASELINES = ("Std", "Ort", "Pre")
+BASELINES = ("Std", "Ort", "Pre")  # independent of λ_RR: trained once per seed and shared by every λ
+RR_VARIANTS = ("RR1", "lRR", "RR")  # trained for every λ_RR of the map
 STAGES = ("A", "AA", "AB")
 STAGE_TASK = {"A": "a", "AA": "a", "AB": "b"}
 STAGE_HELP = {"A": "trained on task A", "AA": "then fine-tuned on task A", "AB": "then fine-tuned on task B"}
@@ -77,6 +101,11 @@ BINNING = {"estimator": "binning", "bins": 30, "range": [-1.0, 1.0]}
 DATA_NAME = "12-bit task (Shwartz-Ziv & Tishby), generated"
 SETTINGS_FILE = "book/data/mi_settings.json"  # written by scripts/mi_settings.py
 SEED_SHARE = 0.8  # a paired comparison "holds across seeds" if it holds for the means and in >= 80 % of the seeds
+
+
+def lambda_values(cfg) -> list[float]:
+    """The λ_RR of the verdict map, ascending: ``cfg.lambda_grid`` and the headline ``cfg.lambda_rr``."""
+    return sorted(set(parse_lambdas(cfg.lambda_grid, "lambda_grid")) | {float(cfg.lambda_rr)})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -191,11 +220,22 @@ def snapshot(data: IB12Data, task: str):
     return evaluate
 
 
-def variants(cfg) -> list[Variant]:
-    """Std, Ort, Pre (pretrained, then trained like Std), RR1 (RR¹), lRR and RR with the chapter's weights."""
-    return [Variant("Std"), Variant("Ort", lambda_ort=cfg.lambda_ort), Variant("Pre"),
-            Variant("RR1", lambda_rr=cfg.lambda_rr, rr_mode="first"),
-            Variant("lRR", lambda_rr=cfg.lambda_rr, rr_mode="local"), Variant("RR", lambda_rr=cfg.lambda_rr)]
+def baseline_variants(cfg) -> list[Variant]:
+    """Std, Ort (SRIP, ``cfg.lambda_ort``) and Pre (pretrained, then trained like Std): independent of λ_RR."""
+    return [Variant("Std"), Variant("Ort", lambda_ort=cfg.lambda_ort), Variant("Pre")]
+
+
+def rr_variants(lambda_rr: float) -> list[Variant]:
+    """RR1 (RR¹), lRR and RR with weight ``lambda_rr``. RR¹ keeps only the input layer's term of the full
+    reverse pass and lRR starts each layer's step from its own forward output: our readings of the paper's
+    names (method.md, "What we inferred")."""
+    return [Variant("RR1", lambda_rr=lambda_rr, rr_mode="first"),
+            Variant("lRR", lambda_rr=lambda_rr, rr_mode="local"), Variant("RR", lambda_rr=lambda_rr)]
+
+
+def variants(cfg, lambda_rr: float | None = None) -> list[Variant]:
+    """The six arms at ``lambda_rr`` (default: the headline ``cfg.lambda_rr``), in :data:`VARIANTS` order."""
+    return baseline_variants(cfg) + rr_variants(cfg.lambda_rr if lambda_rr is None else lambda_rr)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -346,87 +386,202 @@ def _cached_plane(path: Path | None, compute) -> np.ndarray:
     return plane
 
 
-def run(cfg, data: IB12Data, *, run_dir: str = "", progress: bool = True, threads: int | None = 1) -> MIResults:
-    """Train every variant and seed through the stages A → AA and A → AB and measure the planes.
+@dataclass
+class MIGrid:
+    """The results at every λ_RR of the verdict map (:func:`run`).
 
-    Stage A: ``cfg.steps`` full-batch Adam steps on task A with the variant's regulariser (Pre: after
-    :func:`pretrain`). AA and AB: a copy of the stage-A model, ``cfg.finetune_steps`` full-batch Adam steps
-    (a fresh optimiser, learning rate ``cfg.lr``) on every layer with the cross-entropy of task A or B
-    alone. Each stage is evaluated every ``cfg.snapshot_every`` steps (binning plane, accuracies); at the
-    end of each stage, seeds ``< cfg.kde_seeds`` also get the KDE upper bound, computed in a background
-    thread while training goes on (and kept in ``run_dir/kde/``). ``threads``: torch threads during training (1 is
-    fastest for this tiny
-    network and leaves a core to the KDE; restored afterwards; ``None`` leaves the setting alone).
+    ``by_lambda[λ]`` is an :class:`MIResults` with all six arms: RR¹, lRR and RR trained with that λ, Std,
+    Ort and Pre (which do not depend on λ) the same runs at every λ. ``lambda_rr`` is the headline λ.
     """
+
+    lambda_rr: float
+    by_lambda: dict[float, MIResults]
+
+    @property
+    def lambdas(self) -> list[float]:
+        return sorted(self.by_lambda)
+
+    @property
+    def chosen(self) -> MIResults:
+        """The results at the headline λ (the chapter's figures and its headline verdicts)."""
+        return self.by_lambda[self.lambda_rr]
+
+    def plane_frames(self, estimator: str = "binning") -> dict[float, pd.DataFrame]:
+        """``{λ: plane_frame(estimator)}`` for every λ whose reverse-pass arms have ``estimator`` planes
+        (the KDE bound: the headline λ only)."""
+        out = {}
+        for lam in self.lambdas:
+            frame = self.by_lambda[lam].plane_frame(estimator)
+            if not frame.empty and set(RR_VARIANTS) <= set(frame.variant):
+                out[lam] = frame
+        return out
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """Every run once: the rows of :attr:`MIResults.frame` with a ``lambda_rr`` column (NaN for Std, Ort
+        and Pre, which do not depend on it)."""
+        def arms(frame: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+            return frame[frame.variant.isin(names)]
+
+        parts = [arms(self.chosen.frame, BASELINES).assign(lambda_rr=np.nan)]
+        parts += [arms(self.by_lambda[lam].frame, RR_VARIANTS).assign(lambda_rr=lam) for lam in self.lambdas]
+        return pd.concat(parts, ignore_index=True)
+
+
+def _measure(stage: str, name: str, seed: int, result: TrainResult, data: IB12Data) -> tuple[dict, np.ndarray, list]:
+    """One finished stage: its row of final measures, its final binning plane ``[7, 2]`` and its final layer
+    states (for the KDE bound)."""
+    final = result.history.iloc[-1]
+    plane = np.asarray(result.snapshots[-1][1]["plane"]).astype(float)  # a copy, not a view of the snapshot's tensor
+    row = {"stage": stage, "variant": name, "seed": seed, "train_acc": float(final["train_acc"]),
+           "test_acc": float(final["test_acc"]), "train_ce": float(final["train_ce"])}
+    row.update({f"IX_{d}": plane[m, 0] for m, d in enumerate(LAYERS)})
+    row.update({f"IY_{d}": plane[m, 1] for m, d in enumerate(LAYERS)})
+    states = layer_states(result.model, data.x)
+    if stage == "A":  # what the task-A model already holds about task B's label
+        other = planes(states, data, "b")
+        row.update({f"IYb_{d}": other[m, 1] for m, d in enumerate(LAYERS)})
+    return row, plane, states
+
+
+def _train_arm(cfg, data: IB12Data, variant: Variant, tag: str, seed: int, run_dir: str,
+               threads: int | None) -> tuple[dict[str, TrainResult], dict[str, tuple], pd.DataFrame | None]:
+    """Stages A, AA and AB of one arm and seed (Pre: after its pretraining), in this process or a worker.
+
+    Returns the stages' results, :func:`_measure` of each stage and Pre's pretraining history (else ``None``).
+    """
+    if threads:
+        torch.set_num_threads(threads)
     base = TrainConfig(steps=cfg.steps, lr=cfg.lr, rr_reduction="mean", eval_every=cfg.snapshot_every,
                        checkpoint_every=max(cfg.steps // 4, 1))
     fine = TrainConfig(steps=cfg.finetune_steps, lr=cfg.lr, eval_every=cfg.snapshot_every,
                        checkpoint_every=max(cfg.finetune_steps // 2, 1))
     ident = identity(cfg, data)
-    results = MIResults()
-    kde_jobs: dict[tuple[str, str, int, str], Future] = {}
+    seed_everything(seed)
+    model = make_model()
+    stage_ident = {"variant": variant.name, "stage": "A", "task": "a", **ident}
+    history = None
+    if variant.name == "Pre":
+        history = pretrain(model, data, cfg, seed, run_dir)
+        stage_ident["pretrain"] = {"steps_per_layer": cfg.pretrain_steps, "hidden_layers": len(WIDTHS) - 2}
+    config_a = variant.config(base, seed)
+    sub = lambda stage: Path(run_dir) / stage / f"{tag}-seed{seed}" if run_dir else None  # noqa: E731
+    stages = {"A": train(model, data.train_set("a"), config_a, evaluate=snapshot(data, "a"),
+                         run_dir=sub("A"), identity=stage_ident, progress=False)}
+    for stage in ("AA", "AB"):
+        task = STAGE_TASK[stage]
+        tuned_ident = {"variant": variant.name, "stage": stage, "task": task, **ident,
+                       "from": {"config": _config_dict(config_a), "identity": stage_ident}}
+        stages[stage] = train(copy.deepcopy(stages["A"].model), data.train_set(task),
+                              dataclasses.replace(fine, seed=seed), evaluate=snapshot(data, task),
+                              run_dir=sub(stage), identity=tuned_ident, progress=False)
+    measured = {stage: _measure(stage, variant.name, seed, result, data) for stage, result in stages.items()}
+    return stages, measured, history
+
+
+def _by_value(fn, *args) -> bytes:
+    """``fn(*args)`` pickled by value in the worker. Returned as it is, its tensors would travel through
+    torch's shared-memory reductions: one open file per tensor in the receiving process (thousands here),
+    and a numpy view of a tensor would point at memory freed when the tensor moves."""
+    return pickle.dumps(fn(*args), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _results_in_order(fn, jobs: Sequence[tuple], workers: int):
+    """``fn(*job)`` for every job, yielded in the order of ``jobs``: in this process (``workers`` 1) or in
+    ``workers`` spawned processes (a fresh interpreter each, so the results do not depend on ``workers``)."""
+    if workers <= 1:
+        for job in jobs:
+            yield fn(*job)
+        return
+    import multiprocessing
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = [pool.submit(_by_value, fn, *job) for job in jobs]
+        for future in futures:
+            yield pickle.loads(future.result())  # our own worker's bytes, never a file  # noqa: S301
+    except BrokenProcessPool as error:
+        raise RuntimeError(
+            "a training worker process died before it finished. Workers are started with 'spawn', which "
+            "re-imports the calling script: a script (not a notebook) that calls run() with workers > 1 must do "
+            "so under `if __name__ == \"__main__\":`; or set workers to 1") from error
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run(cfg, data: IB12Data, *, run_dir: str = "", progress: bool = True, threads: int | None = 1) -> MIGrid:
+    """Train every arm and seed through the stages A → AA and A → AB, at every λ_RR of the map, and measure
+    the planes.
+
+    Std, Ort and Pre are trained once per seed; RR¹, lRR and RR once per seed and λ of
+    :func:`lambda_values` (the headline λ first, so its KDE planes are computed while the other λ train).
+    Stage A: ``cfg.steps`` full-batch Adam steps on task A with the variant's regulariser (Pre: after
+    :func:`pretrain`). AA and AB: a copy of the stage-A model, ``cfg.finetune_steps`` full-batch Adam steps
+    (a fresh optimiser, learning rate ``cfg.lr``) on every layer with the cross-entropy of task A or B
+    alone. Each stage is evaluated every ``cfg.snapshot_every`` steps (binning plane, accuracies); at the
+    end of each stage, seeds ``< cfg.kde_seeds`` of Std, Ort, Pre and of the reverse-pass arms at the
+    headline λ also get the KDE upper bound, computed in a background thread while training goes on.
+    ``cfg.workers`` processes train arms in parallel; every arm starts from ``seed_everything(seed)``, so
+    the results are the same for any number of workers. The workers are spawned: a script (not a notebook)
+    that calls ``run`` with ``workers > 1`` needs the ``if __name__ == "__main__":`` guard.
+
+    With ``run_dir`` every stage keeps its files in ``run_dir/<stage>/<arm>-seed<s>`` (reverse-pass arms:
+    ``<arm>-lambda<λ>-seed<s>``), Pre's pretraining in ``run_dir/pretrain`` and the KDE planes in
+    ``run_dir/kde``; a repeated call resumes unfinished stages and reloads finished ones. ``threads``: torch
+    threads of each training process (1 is fastest for this tiny network; restored afterwards; ``None``
+    leaves the setting alone).
+    """
+    chosen = float(cfg.lambda_rr)
+    lams = lambda_values(cfg)
+    grid = MIGrid(chosen, {lam: MIResults() for lam in lams})
+    # (variant, λ or None for the λ-independent arms, seed): the headline λ right after the baselines
+    arms = [(v, None, s) for v in baseline_variants(cfg) for s in range(cfg.seeds)]
+    arms += [(v, lam, s) for lam in sorted(lams, key=lambda x: x != chosen) for v in rr_variants(lam)
+             for s in range(cfg.seeds)]
+    tags = [v.name if lam is None else f"{v.name}-lambda{lam:g}" for v, lam, _ in arms]
+    jobs = [(cfg, data, v, tag, s, run_dir, threads) for (v, _, s), tag in zip(arms, tags)]
+    kde_jobs: dict[tuple[str, str, int, float | None], Future] = {}  # (stage, variant, seed, λ or None)
     previous_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
-    jobs = [(v, s) for v in variants(cfg) for s in range(cfg.seeds)]
-    bar = progress_bar(jobs, desc="mi", enabled=progress, leave=False)
+    bar = progress_bar(total=len(jobs), desc="mi", enabled=progress, leave=False)
     try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        with contextlib.ExitStack() as stack:
+            pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))  # the KDE planes
             input_point = {task: pool.submit(_cached_plane, Path(run_dir) / "kde" / f"X-{task}-var{cfg.noise_variance:g}.npy"
                                              if run_dir else None,
                                              lambda t=task: planes([data.x.numpy()], data, t, "kde_upper",
                                                                    cfg.noise_variance)[0])
                            for task in ("a", "b")} if cfg.kde_seeds else {}
-            for variant, seed in bar:
-                bar.set_postfix(run=f"{variant.name} seed {seed}")
-                seed_everything(seed)
-                model = make_model()
-                stage_ident = {"variant": variant.name, "stage": "A", "task": "a", **ident}
-                if variant.name == "Pre":
-                    results.pretrain_history[seed] = pretrain(model, data, cfg, seed, run_dir)
-                    stage_ident["pretrain"] = {"steps_per_layer": cfg.pretrain_steps, "hidden_layers": len(WIDTHS) - 2}
-                config_a = variant.config(base, seed)
-                sub = lambda stage: Path(run_dir) / stage / f"{variant.name}-seed{seed}" if run_dir else None  # noqa: E731
-                result_a = train(model, data.train_set("a"), config_a, evaluate=snapshot(data, "a"),
-                                 run_dir=sub("A"), identity=stage_ident, progress=False)
-                stages = {"A": result_a}
-                for stage in ("AA", "AB"):
-                    task = STAGE_TASK[stage]
-                    tuned_ident = {"variant": variant.name, "stage": stage, "task": task, **ident,
-                                   "from": {"config": _config_dict(config_a), "identity": stage_ident}}
-                    stages[stage] = train(copy.deepcopy(result_a.model), data.train_set(task),
-                                          dataclasses.replace(fine, seed=seed), evaluate=snapshot(data, task),
-                                          run_dir=sub(stage), identity=tuned_ident, progress=False)
+            done = stack.enter_context(contextlib.closing(_results_in_order(_train_arm, jobs, cfg.workers)))
+            for (variant, lam, seed), tag, (stages, measured, history) in zip(arms, tags, done):
+                bar.update()
+                bar.set_postfix(run=f"{tag} seed {seed}")
+                targets = list(grid.by_lambda.values()) if lam is None else [grid.by_lambda[lam]]
                 for stage, result in stages.items():
-                    task = STAGE_TASK[stage]
-                    results.runs[(stage, variant.name, seed)] = result
-                    final = result.history.iloc[-1]
-                    plane = np.asarray(result.snapshots[-1][1]["plane"])
-                    results.final_planes[(stage, variant.name, seed, "binning")] = plane
-                    row = {"stage": stage, "variant": variant.name, "seed": seed,
-                           "train_acc": float(final["train_acc"]), "test_acc": float(final["test_acc"]),
-                           "train_ce": float(final["train_ce"])}
-                    row.update({f"IX_{d}": plane[m, 0] for m, d in enumerate(LAYERS)})
-                    row.update({f"IY_{d}": plane[m, 1] for m, d in enumerate(LAYERS)})
-                    states = layer_states(result.model, data.x)
-                    if stage == "A":  # what the task-A model already holds about task B's label
-                        other = planes(states, data, "b")
-                        row.update({f"IYb_{d}": other[m, 1] for m, d in enumerate(LAYERS)})
-                    results.rows.append(row)
-                    if seed < cfg.kde_seeds:
-                        cache = (Path(run_dir) / "kde" / f"{stage}-{variant.name}-seed{seed}-var{cfg.noise_variance:g}.npy"
+                    row, plane, states = measured[stage]
+                    for results in targets:
+                        results.runs[(stage, variant.name, seed)] = result
+                        results.final_planes[(stage, variant.name, seed, "binning")] = plane
+                        results.rows.append(dict(row))
+                        if history is not None:
+                            results.pretrain_history[seed] = history
+                    if seed < cfg.kde_seeds and lam in (None, chosen):
+                        task = STAGE_TASK[stage]
+                        cache = (Path(run_dir) / "kde" / f"{stage}-{tag}-seed{seed}-var{cfg.noise_variance:g}.npy"
                                  if run_dir else None)
-                        kde_jobs[(stage, variant.name, seed, "kde_upper")] = pool.submit(
+                        kde_jobs[(stage, variant.name, seed, lam)] = pool.submit(
                             _cached_plane, cache, lambda s=states, t=task: planes(
                                 s, data, t, "kde_upper", cfg.noise_variance, input_point[t].result()))
             bar.set_postfix(run="KDE planes")
-            for key, job in kde_jobs.items():
-                results.final_planes[key] = job.result()
+            for (stage, name, seed, lam), job in kde_jobs.items():
+                for results in (grid.by_lambda.values() if lam is None else [grid.by_lambda[lam]]):
+                    results.final_planes[(stage, name, seed, "kde_upper")] = job.result()
     finally:
         bar.close()
         if threads:
             torch.set_num_threads(previous_threads)
-    return results
+    return grid
 
 
 # --------------------------------------------------------------------------------------------------
@@ -569,15 +724,17 @@ TESTS = {
 
 
 def setting(cfg, data_name: str, lambda_rr: float | None = None) -> report.Setting:
-    """What the chapter's claims share (preset, seeds, data set, λ)."""
+    """What the chapter's claims share (preset, seeds, data set and network, λ; default the headline λ)."""
     lam = cfg.lambda_rr if lambda_rr is None else lambda_rr
-    return report.Setting("mi", cfg.preset, tuple(range(cfg.seeds)), data_name, report.format_lambda(lam))
+    data = f"{data_name}; data and 12-10-7-5-4-3-2 tanh network our choice, the paper's not known"
+    return report.Setting("mi", cfg.preset, tuple(range(cfg.seeds)), data, report.format_lambda(lam))
 
 
-def claims(binning: pd.DataFrame, kde: pd.DataFrame | None, h_x: float, h_y: dict[str, float],
-           where: report.Setting) -> list[report.Claim]:
-    """The five claims, judged on the binning planes (:meth:`MIResults.plane_frame`); the KDE upper bound's
-    verdict on ``kde`` (seeds with KDE planes, or ``None``) is reported beside it in the test column.
+def claims_at(binning: pd.DataFrame, kde: pd.DataFrame | None, h_x: float, h_y: dict[str, float],
+              where: report.Setting) -> list[report.Claim]:
+    """The five claims at one λ_RR (``where.lambda_rr``), judged on its binning planes
+    (:meth:`MIResults.plane_frame`); the KDE upper bound's verdict on ``kde`` (seeds with KDE planes, or
+    ``None``) is reported beside it in the test column.
 
     A comparison holds when it holds for the seed means and in at least ``SEED_SHARE`` of the seeds; a
     claim is reproduced when all its comparisons hold, partly when some do.
@@ -588,7 +745,7 @@ def claims(binning: pd.DataFrame, kde: pd.DataFrame | None, h_x: float, h_y: dic
     for key, text in CLAIMS.items():
         held = [c.holds for c in tests[key]]
         if kde_tests is None:
-            kde_text = "no KDE planes in this run"
+            kde_text = "no KDE planes at this λ"
         else:
             kde_held = [c.holds for c in kde_tests[key]]
             kde_text = (f"KDE upper bound ({len(kde.seed.unique())} seeds): {report.verdict_of(kde_held)}, "
@@ -599,3 +756,64 @@ def claims(binning: pd.DataFrame, kde: pd.DataFrame | None, h_x: float, h_y: dic
             test=f"{TESTS[key]}; each comparison for the means and in ≥ {SEED_SHARE:.0%} of the seeds. "
             f"Binning: {sum(held)}/{len(held)} comparisons hold; {kde_text}"))
     return out
+
+
+def claims_by_lambda(binning: Mapping[float, pd.DataFrame], h_x: float, h_y: dict[str, float],
+                     where: report.Setting) -> dict[float, list[report.Claim]]:
+    """``{λ: claims_at(binning[λ], ...)}`` on the binning planes alone, the same seeds at every λ: the rows
+    of the verdict map (:func:`racecar_core.report.verdict_map`)."""
+    seeds = {lam: sorted(frame.seed.unique().tolist()) for lam, frame in binning.items()}
+    if len({tuple(s) for s in seeds.values()}) > 1:
+        raise ValueError(f"a verdict map needs the same seeds at every λ, got {seeds}")
+    return {lam: claims_at(frame, None, h_x, h_y, dataclasses.replace(where, lambda_rr=report.format_lambda(lam)))
+            for lam, frame in sorted(binning.items())}
+
+
+def claims(binning: Mapping[float, pd.DataFrame], kde: pd.DataFrame | None, h_x: float, h_y: dict[str, float],
+           where: report.Setting, lambda_rr: float) -> list[report.Claim]:
+    """The headline claims: the verdicts at ``lambda_rr`` (the tuning rule's λ, a documented choice: see
+    ``scripts/mi_settings.py``), each carrying its verdict at every λ of ``binning`` ({λ: plane frame}, which
+    must include ``lambda_rr``) in ``across_lambda``. ``kde``: the KDE planes at ``lambda_rr`` (or ``None``)."""
+    if lambda_rr not in binning:
+        raise KeyError(f"the headline λ {lambda_rr:g} is not among the λ of the map {sorted(binning)}")
+    by_lambda = claims_by_lambda(binning, h_x, h_y, where)
+    headline = claims_at(binning[lambda_rr], kde, h_x, h_y,
+                         dataclasses.replace(where, lambda_rr=report.format_lambda(lambda_rr)))
+    return report.with_lambda_map(headline, by_lambda)
+
+
+def lambda_summary(claim: report.Claim) -> str:
+    """Where a claim holds across the map, in words: ``"reproduced at λ 1; partly at 0.03, 0.3"``."""
+    if not claim.across_lambda:
+        return f"{claim.verdict} (a single λ, {claim.lambda_rr})"
+    groups: dict[str, list[str]] = {}
+    for lam, verdict in claim.across_lambda:
+        groups.setdefault(verdict, []).append(lam)
+    words = {"reproduced": "reproduced", "partly reproduced": "partly", "not reproduced": "not",
+             "not testable here": "not testable"}
+    parts = [f"{words[v]} at λ {', '.join(groups[v])}" for v in report.VERDICTS if v in groups]
+    return "; ".join(parts)
+
+
+def arm_summary(frame: pd.DataFrame, h_x: float, h_y: dict[str, float], variant: str) -> dict[str, str]:
+    """What one arm measures, mean ± sd over the seeds of a plane frame: stage-A training accuracy, test
+    accuracy after A, AA and AB, and in stage A the distance of d2-d7 to the centre and their mean
+    normalised I(X;d) and I(d;Y)."""
+    norm = normalised(frame, h_x, h_y)
+    row = {"train acc A": report.mean_sd(column_mean(frame, "A", variant, ["train_acc"]))}
+    row.update({f"test acc {st}": report.mean_sd(column_mean(frame, st, variant, ["test_acc"])) for st in STAGES})
+    row["distance to centre (A)"] = report.mean_sd(centre_distance(norm, "A", variant))
+    row["I(X;d)/H(X) (A)"] = report.mean_sd(column_mean(norm, "A", variant, columns("IX", HIDDEN_AND_OUTPUT)))
+    row["I(d;Y)/H(Y) (A)"] = report.mean_sd(column_mean(norm, "A", variant, columns("IY", HIDDEN_AND_OUTPUT)))
+    return row
+
+
+def rr_by_lambda(frames: Mapping[float, pd.DataFrame], h_x: float, h_y: dict[str, float], variant: str = "RR",
+                 reference: str | None = "Std") -> pd.DataFrame:
+    """:func:`arm_summary` of ``variant`` at every λ of ``frames`` ({λ: plane frame}), one row each, and a
+    last row for ``reference`` (an arm that does not depend on λ): the quantities behind the verdict map."""
+    rows = {f"{variant}, λ {report.format_lambda(lam)}": arm_summary(frame, h_x, h_y, variant)
+            for lam, frame in sorted(frames.items())}
+    if reference is not None and frames:
+        rows[reference] = arm_summary(next(iter(frames.values())), h_x, h_y, reference)
+    return pd.DataFrame.from_dict(rows, orient="index")
