@@ -6,7 +6,7 @@ every layer's input from the network's output.
 """
 
 from . import reverse_rules as _reverse_rules  # noqa: F401  (registers the standard rules)
-from .layers import PadShortcut, Residual
+from .layers import PadShortcut, PeriodicConv2d, Residual
 from .losses import cross_entropy, double_softmax_cross_entropy, srip_loss
 from .reverse import (
     ReverseWalk,
@@ -35,6 +35,7 @@ __all__ = [
     "seed_everything",
     "train",
     "PadShortcut",
+    "PeriodicConv2d",
     "Residual",
     "ReverseWalk",
     "Tape",
