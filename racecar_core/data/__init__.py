@@ -7,15 +7,21 @@ from .ib12 import ib12, ib12_split
 from .images import ImageBatches, ImageDataset, augment_batch, channel_stats, make_loader
 from .mnist import load_authors_mnist_pngs, load_mnist_idx, mnist_pair, mnist_subset
 from .peak import PEAK_STAMP, STROKE_KINDS, load_peak_folder, make_peak, peak_split
+from .shallow_water import ShallowWaterSettings, load_shallow_water, simulate_shallow_water
+from .weather import ForecastPairs, Normalizer, PairBatches, open_era5, open_weatherbench, stack_fields
 
 __all__ = [
     "CIFAR10_CLASSES",
     "ChecksumError",
     "FASHION_MNIST_CLASSES",
+    "ForecastPairs",
     "ImageBatches",
     "ImageDataset",
+    "Normalizer",
     "PEAK_STAMP",
+    "PairBatches",
     "STROKE_KINDS",
+    "ShallowWaterSettings",
     "augment_batch",
     "channel_stats",
     "cifar_class_names",
@@ -29,11 +35,16 @@ __all__ = [
     "load_cifar100",
     "load_fashion_mnist",
     "load_mnist_idx",
+    "load_shallow_water",
     "load_peak_folder",
     "make_peak",
     "make_loader",
     "mnist_pair",
     "mnist_subset",
+    "open_era5",
+    "open_weatherbench",
     "peak_split",
+    "simulate_shallow_water",
+    "stack_fields",
     "to_cifar_shape",
 ]
