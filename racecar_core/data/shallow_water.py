@@ -78,7 +78,7 @@ class ShallowWaterSettings:
     tracer_mean: float = 265.0       # θ_eq: K
     tracer_contrast: float = 40.0    # θ_eq: equator minus poles, K
     tracer_relax_days: float = 10.0
-    forcing: float = 4e-6
+    forcing: float = 5.5e-6
     forcing_degrees: tuple[int, int] = (8, 15)
     forcing_days: float = 2.0        # correlation time of the forcing
     hyperdiffusion_hours: float = 6.0  # e-folding time of the highest degree
