@@ -46,7 +46,7 @@ def generation(settings: ShallowWaterSettings) -> tuple[dict, "xr.Dataset"]:  # 
         read = time.perf_counter() - read
     return {"seconds_wall": round(wall, 1), "seconds_cpu": round(cpu, 1), "simulation_seconds_wall": ds.attrs["generation_seconds"],
             "read_from_cache_seconds": round(read, 2), "load_average_before": load_before,
-            "load_average_after": os.getloadavg(), "torch_threads": torch.get_num_threads()}, ds
+            "load_average_after": os.getloadavg()}, ds
 
 
 def activity(ds) -> dict:
