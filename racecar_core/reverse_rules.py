@@ -95,8 +95,19 @@ def _reverse_conv(conv: nn.modules.conv._ConvNd, s: Tensor, walk: ReverseWalk) -
 
 @register_reverse_rule(PeriodicConv2d, kind="weight")
 def _reverse_periodic_conv(conv: PeriodicConv2d, s: Tensor, walk: ReverseWalk) -> Tensor:
-    """Exact adjoint: transposed convolution, wrapped longitude columns folded back, latitude padding dropped."""
-    return _conv_adjoint(conv, s, walk.input_of(conv).shape, conv.pads(), ["zeros", "circular"])
+    """Exact adjoint: transposed convolution, latitude padding dropped, wrapped longitude columns folded back."""
+    height, width = walk.input_of(conv).shape[-2:]
+    (north, south), (west, east) = conv.pads()
+    s = _subtract_channel_bias(s, conv.bias)
+    padded = (height + north + south, width + west + east)
+    output_padding = [padded[i] - ((s.shape[2 + i] - 1) * conv.stride[i] + conv.dilation[i] * (conv.kernel_size[i] - 1) + 1)
+                      for i in range(2)]
+    z = F.conv_transpose2d(s, conv.weight, None, conv.stride, 0, output_padding, conv.groups, conv.dilation)
+    z = z[..., north:north + height, :]
+    x = z[..., west:west + width].clone()
+    x[..., :east] += z[..., west + width:]  # the east padding copied the first columns
+    x[..., width - west:] += z[..., :west]  # the west padding copied the last columns
+    return x
 
 
 @register_reverse_rule(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, kind="weight")
