@@ -106,6 +106,21 @@ def test_weatherbench_all_level_folders_select_500_and_850(tmp_path):
     assert "level" not in ds.coords
 
 
+def test_weatherbench_single_level_files_with_a_level_dimension_or_the_wrong_level(tmp_path):
+    folder = tmp_path / "geopotential_500"
+    folder.mkdir()
+    times = hourly(2016)
+    values = coded(times, 50000.0)[:, None]
+    xr.Dataset({"z": (("time", "level", "lat", "lon"), values)},
+               coords={"time": times, "level": [500], "lat": WB_LAT, "lon": WB_LON}).to_netcdf(folder / "a.nc")
+    ds = open_weatherbench(tmp_path, ("z500",))
+    assert ds.z500.dims == ("time", "lat", "lon")
+    xr.Dataset({"z": (("time", "lat", "lon"), values[:, 0])},
+               coords={"time": times, "level": 850, "lat": WB_LAT, "lon": WB_LON}).to_netcdf(folder / "a.nc")
+    with pytest.raises(ValueError, match="no 500 hPa level"):
+        open_weatherbench(tmp_path, ("z500",))
+
+
 def test_missing_weatherbench_folder_says_what_and_where(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"geopotential_500/\*\.nc.*mediatum"):
         open_weatherbench(tmp_path / "nowhere")

@@ -70,6 +70,7 @@ def standardise(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _select_level(da: xr.DataArray, level: int | None, source: str) -> xr.DataArray:
+    """``da`` at pressure ``level`` (hPa) when it has a level coordinate; an error if that level is not there."""
     if level is None or "level" not in da.coords:
         return da
     levels = np.atleast_1d(da.level.values)
@@ -91,11 +92,11 @@ def _subsample(da: xr.DataArray, hours: int | None) -> xr.DataArray:
 # --------------------------------------------------------------------------------------------------
 
 
-def _weatherbench_files(root: Path, name: str) -> tuple[list[Path], int | None]:
-    single, multi, _, level = WEATHERBENCH[name]
-    for folder, lvl in ((single, None), (multi, level)):
+def _weatherbench_files(root: Path, name: str) -> list[Path]:
+    single, multi, _, _ = WEATHERBENCH[name]
+    for folder in (single, multi):
         if folder and sorted((root / folder).glob("*.nc")):
-            return sorted((root / folder).glob("*.nc")), lvl
+            return sorted((root / folder).glob("*.nc"))
     expected = f"{root / single}/*.nc" + (f" (or {root / multi}/*.nc with all levels)" if multi else "")
     raise FileNotFoundError(
         f"no WeatherBench files for {name} in {root}: expected {expected}, e.g. "
@@ -120,8 +121,8 @@ def open_weatherbench(root: str | os.PathLike, variables: Sequence[str] = ("z500
                                 f"{root}/temperature_850/*.nc, {root}/2m_temperature/*.nc. " + _where_to_get())
     arrays = {}
     for name in variables:
-        files, level = _weatherbench_files(root, name)
-        var = WEATHERBENCH[name][2]
+        files = _weatherbench_files(root, name)
+        _, _, var, level = WEATHERBENCH[name]
         parts = []
         for path in files:
             with xr.open_dataset(path) as ds:
