@@ -35,7 +35,7 @@ from racecar_core.weather import climatology, climatology_forecast, lat_weighted
 SAMPLES = ("member", "time")
 
 
-def generation(settings: ShallowWaterSettings) -> tuple[dict, "xr.Dataset"]:  # noqa: F821
+def generation(settings: ShallowWaterSettings) -> tuple[dict, xr.Dataset]:  # noqa: F821
     with tempfile.TemporaryDirectory() as cache:
         load_before = os.getloadavg()
         wall, cpu = time.perf_counter(), time.process_time()
@@ -44,7 +44,8 @@ def generation(settings: ShallowWaterSettings) -> tuple[dict, "xr.Dataset"]:  # 
         read = time.perf_counter()
         load_shallow_water(settings, cache=cache, progress=False)
         read = time.perf_counter() - read
-    return {"seconds_wall": round(wall, 1), "seconds_cpu": round(cpu, 1), "simulation_seconds_wall": ds.attrs["generation_seconds"],
+    return {"seconds_wall": round(wall, 1), "seconds_cpu": round(cpu, 1),
+            "simulation_seconds_wall": ds.attrs["generation_seconds"],
             "read_from_cache_seconds": round(read, 2), "load_average_before": load_before,
             "load_average_after": os.getloadavg()}, ds
 

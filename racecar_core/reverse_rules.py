@@ -57,7 +57,7 @@ def _pad_index(n: int, before: int, after: int, mode: str) -> Tensor:
 
 
 def _pad_adjoint(z: Tensor, shape: torch.Size, pads: list[tuple[int, int]], modes: list[str]) -> Tensor:
-    """Adjoint of padding ``x`` (of ``shape``) to ``z``, axis ``i`` in ``modes[i]``: each padded value is added back to its source."""
+    """Adjoint of padding ``x`` (of ``shape``) to ``z``, axis ``i`` in mode ``modes[i]``: padded values added to their sources."""
     for axis, ((before, after), mode) in enumerate(zip(pads, modes)):
         dim = 2 + axis
         index = _pad_index(shape[dim], before, after, mode).to(z.device)
@@ -100,8 +100,10 @@ def _reverse_periodic_conv(conv: PeriodicConv2d, s: Tensor, walk: ReverseWalk) -
     (north, south), (west, east) = conv.pads()
     s = _subtract_channel_bias(s, conv.bias)
     padded = (height + north + south, width + west + east)
-    output_padding = [padded[i] - ((s.shape[2 + i] - 1) * conv.stride[i] + conv.dilation[i] * (conv.kernel_size[i] - 1) + 1)
-                      for i in range(2)]
+    output_padding = [
+        padded[i] - ((s.shape[2 + i] - 1) * conv.stride[i] + conv.dilation[i] * (conv.kernel_size[i] - 1) + 1)
+        for i in range(2)
+    ]
     z = F.conv_transpose2d(s, conv.weight, None, conv.stride, 0, output_padding, conv.groups, conv.dilation)
     z = z[..., north:north + height, :]
     x = z[..., west:west + width].clone()

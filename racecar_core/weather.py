@@ -10,13 +10,13 @@ the mean taken over the latitudes of the grid, as in WeatherBench's ``score.py``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-Field = Union[np.ndarray, xr.DataArray, xr.Dataset]
+Field = np.ndarray | xr.DataArray | xr.Dataset
 Convention = Literal["weatherbench", "paper"]
 CONVENTIONS = ("weatherbench", "paper")
 LAT_NAMES, LON_NAMES = ("lat", "latitude"), ("lon", "longitude")

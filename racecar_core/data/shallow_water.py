@@ -141,9 +141,9 @@ class ShallowWaterModel:
         self.sh = Transforms(s.nlat, s.nlon, s.truncation + 1, dtype)
         self.dt = s.step_minutes * 60.0
         lmax = self.sh.lmax
-        l = torch.arange(lmax, dtype=torch.float64)[:, None].expand(lmax, lmax)
-        self.lap = (-l * (l + 1) / RADIUS**2).to(dtype)             # ∇² on spectra
-        self.invlap = torch.where(l > 0, -RADIUS**2 / (l * (l + 1)).clamp(min=1), 0.0).to(dtype)
+        deg = torch.arange(lmax, dtype=torch.float64)[:, None].expand(lmax, lmax)  # degree l of each coefficient
+        self.lap = (-deg * (deg + 1) / RADIUS**2).to(dtype)  # ∇² on spectra
+        self.invlap = torch.where(deg > 0, -RADIUS**2 / (deg * (deg + 1)).clamp(min=1), 0.0).to(dtype)
         lats = self.sh.lats.to(dtype)
         self.coriolis = (2 * OMEGA * torch.sin(lats))[:, None]
         # reference geopotential of the semi-implicit terms: above the deepest fluid, which the scheme needs to be
@@ -152,19 +152,19 @@ class ShallowWaterModel:
         mask = torch.tril(torch.ones(lmax, lmax, dtype=torch.bool))  # m <= l
         self.mask = mask
         # implicit ∇⁸ hyperdiffusion, e-folding time hyperdiffusion_hours at the highest degree; zero above the triangle
-        scale = (l * (l + 1) / ((lmax - 1) * lmax)) ** 4
+        scale = (deg * (deg + 1) / ((lmax - 1) * lmax)) ** 4
         self.damping = (torch.exp(-(self.dt / (s.hyperdiffusion_hours * 3600)) * scale) * mask).to(dtype)
         self.phi_eq = self.sh.sht(self._phi_eq_grid(lats))
         theta_eq = s.tracer_mean + s.tracer_contrast * (torch.cos(lats) ** 2 - 2 / 3)  # zero area mean (2/3)
         self.theta_eq = self.sh.sht(theta_eq[:, None].expand(s.nlat, s.nlon).contiguous())
         self.forcing_decay = math.exp(-self.dt / (s.forcing_days * 86400))
-        self.forcing_noise = self._forcing_noise_scale(l, mask).to(dtype)
+        self.forcing_noise = self._forcing_noise_scale(deg, mask).to(dtype)
 
-    def _forcing_noise_scale(self, l: Tensor, mask: Tensor) -> Tensor:
+    def _forcing_noise_scale(self, deg: Tensor, mask: Tensor) -> Tensor:
         """Per (l, m, re/im): the standard deviation of the forcing's innovation in each step."""
         s = self.settings
         lo, hi = s.forcing_degrees
-        band = (mask & (l >= lo) & (l <= hi)).to(torch.float64)
+        band = (mask & (deg >= lo) & (deg <= hi)).to(torch.float64)
         scale = torch.stack([band, band], dim=-1)
         scale[:, 0, 0] *= math.sqrt(2)  # m = 0: one real mode with the variance of each of the two of m > 0 (isotropic)
         scale[:, 0, 1] = 0
@@ -271,8 +271,8 @@ class ShallowWaterModel:
     def initial_state(self, batch: int, generator: torch.Generator) -> Tensor:
         """Random vorticity at degrees 1..15 (about 15 m/s of wind), Φ balanced, δ = 0, θ = θ_eq."""
         lmax = self.sh.lmax
-        l = torch.arange(lmax)[:, None].expand(lmax, lmax)
-        band = self.mask & (l >= 1) & (l <= 15)
+        deg = torch.arange(lmax)[:, None].expand(lmax, lmax)
+        band = self.mask & (deg >= 1) & (deg <= 15)
         vrt = torch.randn((batch, lmax, lmax), generator=generator, dtype=self.sh.ctype) * band
         vrt[..., 0] = vrt[..., 0].real.to(vrt.dtype)
         uv = self.wind(torch.stack([vrt, torch.zeros_like(vrt)], dim=-3))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -211,7 +211,7 @@ class Normalizer:
     std: tuple[float, ...]
 
     @classmethod
-    def fit(cls, train: xr.Dataset, variables: Sequence[str]) -> "Normalizer":
+    def fit(cls, train: xr.Dataset, variables: Sequence[str]) -> Normalizer:
         """Statistics of ``train`` only (the training period or members): never of validation or test data."""
         missing = [v for v in variables if v not in train]
         if missing:
@@ -306,7 +306,7 @@ class ForecastPairs:
             raise ValueError("persistence needs the input offset 0")
         return self.data[self._member, self._inputs[:, k]]
 
-    def batches(self, batch_size: int, *, seed: int = 0, shuffle: bool = True) -> "PairBatches":
+    def batches(self, batch_size: int, *, seed: int = 0, shuffle: bool = True) -> PairBatches:
         return PairBatches(self, batch_size, seed=seed, shuffle=shuffle)
 
 
