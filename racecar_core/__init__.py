@@ -9,7 +9,7 @@ from . import reverse_rules as _reverse_rules  # noqa: F401  (registers the stan
 from .batches import TensorBatches
 from .conv_autoencoder import SkipAutoencoder, conv_encoder, encoder_classifier
 from .corruption import Corruption
-from .layers import PadShortcut, Residual
+from .layers import PadShortcut, PeriodicConv2d, Residual
 from .losses import cross_entropy, double_softmax_cross_entropy, srip_loss
 from .resnet import cifar_resnet
 from .reverse import (
@@ -52,6 +52,7 @@ __all__ = [
     "seed_everything",
     "train",
     "PadShortcut",
+    "PeriodicConv2d",
     "Residual",
     "SkipAutoencoder",
     "ReverseWalk",

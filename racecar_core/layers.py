@@ -47,3 +47,42 @@ class PadShortcut(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
+
+
+class PeriodicConv2d(nn.Conv2d):
+    """A 2-D convolution on a latitude-longitude grid: periodic padding in longitude, zero padding in latitude.
+
+    Same constructor as :class:`torch.nn.Conv2d`; input ``[N, C, lat, lon]``. ``padding`` (an int, a pair
+    ``(lat, lon)``, ``"same"`` or ``"valid"``) is applied as wrapped columns on the longitude axis (the last
+    one: the grid closes on itself there) and as zero rows on the latitude axis (the grid ends at the
+    poles). ``padding_mode="circular"`` of ``nn.Conv2d`` would also wrap latitude, joining the North Pole
+    to the South Pole, so ``padding_mode`` must stay ``"zeros"`` here. Reverse rule: the transposed
+    convolution, the wrapped longitude columns added back to the columns they copy, the latitude
+    padding dropped (the exact adjoint).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.padding_mode != "zeros":
+            raise ValueError(f"PeriodicConv2d pads longitude periodically and latitude with zeros; padding_mode "
+                             f"must be 'zeros' (the default), got {self.padding_mode!r}")
+
+    def pads(self) -> list[tuple[int, int]]:
+        """``[(north, south), (west, east)]``: rows and columns added on each side before the convolution."""
+        if self.padding == "valid":
+            return [(0, 0), (0, 0)]
+        if self.padding == "same":
+            totals = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
+            return [(t // 2, t - t // 2) for t in totals]
+        return [(p, p) for p in self.padding]
+
+    def forward(self, x: Tensor) -> Tensor:
+        (north, south), (west, east) = self.pads()
+        if x.dim() != 4:
+            raise ValueError(f"PeriodicConv2d expects [N, C, lat, lon], got shape {tuple(x.shape)}")
+        if max(west, east) > x.shape[-1]:
+            raise ValueError(f"longitude padding {max(west, east)} exceeds the {x.shape[-1]} longitudes of the input")
+        x = nn.functional.pad(x, (west, east, 0, 0), mode="circular") if west or east else x
+        if north != south:  # "same" with an even kernel
+            x, north = nn.functional.pad(x, (0, 0, north, south)), 0
+        return nn.functional.conv2d(x, self.weight, self.bias, self.stride, (north, 0), self.dilation, self.groups)

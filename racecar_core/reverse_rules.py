@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import PadShortcut, Residual
+from .layers import PadShortcut, PeriodicConv2d, Residual
 from .reverse import ReverseWalk, find_rule, register_reverse_rule
 
 # --------------------------------------------------------------------------------------------------
@@ -56,9 +56,9 @@ def _pad_index(n: int, before: int, after: int, mode: str) -> Tensor:
     return torch.where((i >= 0) & (i < n), i, torch.full_like(i, -1))
 
 
-def _pad_adjoint(z: Tensor, shape: torch.Size, pads: list[tuple[int, int]], mode: str) -> Tensor:
-    """Adjoint of padding ``x`` (of ``shape``) to ``z``: each padded value is added back to its source."""
-    for axis, (before, after) in enumerate(pads):
+def _pad_adjoint(z: Tensor, shape: torch.Size, pads: list[tuple[int, int]], modes: list[str]) -> Tensor:
+    """Adjoint of padding ``x`` (of ``shape``) to ``z``, axis ``i`` in mode ``modes[i]``: padded values added to their sources."""
+    for axis, ((before, after), mode) in enumerate(zip(pads, modes)):
         dim = 2 + axis
         index = _pad_index(shape[dim], before, after, mode).to(z.device)
         keep = index >= 0
@@ -68,14 +68,12 @@ def _pad_adjoint(z: Tensor, shape: torch.Size, pads: list[tuple[int, int]], mode
     return z
 
 
-@register_reverse_rule(nn.Conv1d, nn.Conv2d, nn.Conv3d, kind="weight")
-def _reverse_conv(conv: nn.modules.conv._ConvNd, s: Tensor, walk: ReverseWalk) -> Tensor:
-    """Exact adjoint of the convolution, including its padding mode; the result has the input's shape."""
-    x_shape = walk.input_of(conv).shape
+def _conv_adjoint(conv: nn.modules.conv._ConvNd, s: Tensor, x_shape: torch.Size, pads: list[tuple[int, int]],
+                  modes: list[str]) -> Tensor:
+    """Transposed convolution of ``s − b`` onto the padded input, then the adjoint of the padding (``modes`` per axis)."""
     n = len(conv.kernel_size)
     s = _subtract_channel_bias(s, conv.bias)
-    pads = _padding_amounts(conv)
-    zero_fast_path = conv.padding_mode == "zeros" and all(a == b for a, b in pads)
+    zero_fast_path = all(m == "zeros" for m in modes) and all(a == b for a, b in pads)
     padded = [x_shape[2 + i] + (0 if zero_fast_path else sum(pads[i])) for i in range(n)]
     pad_arg = [p for p, _ in pads] if zero_fast_path else [0] * n
     # output_padding picks the input size among those that give the same forward output size
@@ -85,7 +83,33 @@ def _reverse_conv(conv: nn.modules.conv._ConvNd, s: Tensor, walk: ReverseWalk) -
         for i in range(n)
     ]
     z = _CONV_TRANSPOSE[n](s, conv.weight, None, conv.stride, pad_arg, output_padding, conv.groups, conv.dilation)
-    return z if zero_fast_path else _pad_adjoint(z, x_shape, pads, conv.padding_mode)
+    return z if zero_fast_path else _pad_adjoint(z, x_shape, pads, modes)
+
+
+@register_reverse_rule(nn.Conv1d, nn.Conv2d, nn.Conv3d, kind="weight")
+def _reverse_conv(conv: nn.modules.conv._ConvNd, s: Tensor, walk: ReverseWalk) -> Tensor:
+    """Exact adjoint of the convolution, including its padding mode; the result has the input's shape."""
+    n = len(conv.kernel_size)
+    return _conv_adjoint(conv, s, walk.input_of(conv).shape, _padding_amounts(conv), [conv.padding_mode] * n)
+
+
+@register_reverse_rule(PeriodicConv2d, kind="weight")
+def _reverse_periodic_conv(conv: PeriodicConv2d, s: Tensor, walk: ReverseWalk) -> Tensor:
+    """Exact adjoint: transposed convolution, latitude padding dropped, wrapped longitude columns folded back."""
+    height, width = walk.input_of(conv).shape[-2:]
+    (north, south), (west, east) = conv.pads()
+    s = _subtract_channel_bias(s, conv.bias)
+    padded = (height + north + south, width + west + east)
+    output_padding = [
+        padded[i] - ((s.shape[2 + i] - 1) * conv.stride[i] + conv.dilation[i] * (conv.kernel_size[i] - 1) + 1)
+        for i in range(2)
+    ]
+    z = F.conv_transpose2d(s, conv.weight, None, conv.stride, 0, output_padding, conv.groups, conv.dilation)
+    z = z[..., north:north + height, :]
+    x = z[..., west:west + width].clone()
+    x[..., :east] += z[..., west + width:]  # the east padding copied the first columns
+    x[..., width - west:] += z[..., :west]  # the west padding copied the last columns
+    return x
 
 
 @register_reverse_rule(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, kind="weight")
