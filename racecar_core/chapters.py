@@ -24,7 +24,7 @@ INT_MAX = 2**31 - 1  # the bound of an int parameter without its own max (seeds:
 PRESET_HELP = {
     "smoke": "seconds; for tests",
     "cpu": "the default: minutes on a 2-core laptop",
-    "paper": "the authors' full settings; meant for a GPU",
+    "paper": "the paper's scale, the authors' settings where known (each chapter says which); meant for a GPU",
 }
 
 
