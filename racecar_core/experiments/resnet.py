@@ -33,7 +33,7 @@ from ..data.tasks import Task, image_splits, make_task
 from ..resnet import blocks_per_stage, cifar_resnet, replace_head
 from ..reverse import is_weight_layer
 from ..training import TrainConfig, seed_everything, train
-from .grid import Grid, Variant, train_grid
+from .grid import Grid, Variant, std_ort_rr, train_grid
 
 DATASETS = ("mnist5k", "fashion", "cifar10")
 # ResNet-110, CIFAR-10 test accuracy as labelled on the bars of the paper's Fig. 1c (a bar chart, not a table)
@@ -282,11 +282,6 @@ def _identity(cfg, data: ResNetData, task: Task, **extra) -> dict:
             "n_train": len(task.y_train), **extra}
 
 
-def variants(lambda_rr: float, lambda_ort: float) -> list[Variant]:
-    """Std, Ort (SRIP with ``lambda_ort``) and RR (full reverse pass with ``lambda_rr``, mean reduction)."""
-    return [Variant("Std"), Variant("Ort", lambda_ort=lambda_ort), Variant("RR", lambda_rr=lambda_rr)]
-
-
 def sweep(cfg, data: ResNetData, *, run_dir: str = "", progress: bool = True) -> Grid:
     """λ_RR sweep on the source task, seed 0: one RR run per value of ``cfg.lambda_grid`` and a Std run,
     each measured on the validation images (the test images are not used)."""
@@ -324,7 +319,7 @@ def run(cfg, data: ResNetData, lambda_rr: float, *, run_dir: str = "", progress:
     probe, patch_data = probe_batch(data, task), patches(tensors["train"][0])
     x_test, y_test = tensors["test"]
     return train_grid(
-        variants(lambda_rr, cfg.lambda_ort), range(cfg.seeds), make_model=lambda: make_model(cfg, len(task.classes)),
+        std_ort_rr(lambda_rr, cfg.lambda_ort), range(cfg.seeds), make_model=lambda: make_model(cfg, len(task.classes)),
         data=lambda seed: data.batches(task, cfg.batch_size, seed), base=base_config(cfg, cfg.epochs * per_epoch, per_epoch),
         measure=lambda m: measure(m, data, probe, patch_data, tensors),
         evaluate=lambda m: {"test_acc": accuracy(m, x_test, y_test)},
@@ -371,7 +366,6 @@ def layer_frame(grid: Grid, names: list[str]) -> pd.DataFrame:
 # Figures
 # --------------------------------------------------------------------------------------------------
 
-_COLORS = {"Std": "#4C72B0", "Ort": "#DD8452", "RR": "#55A868", "Scratch": "#8C8C8C"}
 
 
 def data_figure(data: ResNetData, per_class: int = 6):
@@ -390,12 +384,14 @@ def sweep_figure(frame: pd.DataFrame, chosen: float, data_name: str):
     (log axis); Std as a horizontal line, the chosen λ marked."""
     import matplotlib.pyplot as plt
 
+    from ..plotting import VARIANT_COLORS
+
     rr, std = frame[frame.lambda_rr > 0].sort_values("lambda_rr"), frame[frame.lambda_rr == 0]
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.0))
     for ax, column, label in zip(axes, ("val_acc", "rec_err_mean"), ("validation accuracy", "mean relative error ‖d'−d‖/‖d‖")):
-        ax.plot(rr.lambda_rr, rr[column], "o-", color=_COLORS["RR"], label="RR")
+        ax.plot(rr.lambda_rr, rr[column], "o-", color=VARIANT_COLORS["RR"], label="RR")
         if len(std):
-            ax.axhline(float(std[column].iloc[0]), color=_COLORS["Std"], ls="--", label="Std")
+            ax.axhline(float(std[column].iloc[0]), color=VARIANT_COLORS["Std"], ls="--", label="Std")
         ax.axvline(chosen, color="k", lw=0.8, ls=":", label=f"chosen λ = {chosen:g}")
         ax.set_xscale("log")
         ax.set_xlabel("λ_RR")
@@ -411,9 +407,11 @@ def layer_error_figure(layers: pd.DataFrame, data_name: str):
     """Relative reconstruction error of every weight layer (input layer first), one line per run."""
     import matplotlib.pyplot as plt
 
+    from ..plotting import VARIANT_COLORS
+
     fig, ax = plt.subplots(figsize=(8.4, 3.2))
     for (variant, seed), run in layers.groupby(["variant", "seed"], sort=False):
-        ax.plot(run.layer, run.rel_err, "o-", ms=3, lw=1, alpha=0.8, color=_COLORS.get(variant),
+        ax.plot(run.layer, run.rel_err, "o-", ms=3, lw=1, alpha=0.8, color=VARIANT_COLORS.get(variant),
                 label=variant if seed == layers.seed.min() else None)
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
