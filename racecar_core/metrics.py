@@ -236,7 +236,7 @@ def class_coverage(labels, classes: int = 10) -> dict:
         raise ValueError(f"labels must lie in 0..{classes - 1}, got {labels.min()}..{labels.max()}")
     shares = np.bincount(labels, minlength=classes) / len(labels)
     nonzero = shares[shares > 0]
-    return {"shares": shares, "entropy": float(-(nonzero * np.log2(nonzero)).sum()),
+    return {"shares": shares, "entropy": float(-(nonzero * np.log2(nonzero)).sum()) + 0.0,  # + 0.0: no −0.0
             "covered": int((shares >= 0.5 / classes).sum())}
 
 
