@@ -8,10 +8,11 @@ The networks are plain ``nn.Sequential`` stacks, so :func:`racecar_core.reverse_
   → Linear → logit [B, 1].
 
 ``w`` is the width. The reverse pass of ``G`` maps an image back to a latent ``z'`` through ``Gᵀ``
-(reconstructing every intermediate state); that of ``D`` maps the logit back to an image. Following Radford
-et al. (2016), BatchNorm sits in the generator only and layers followed by BatchNorm have no bias.
-Channel counts, 4×4 kernels (as in PyTorch's DCGAN example; 3×3 and 5×5 use ``output_padding``) and
-z_dim = 64 are our choices: the paper does not describe its GAN.
+(reconstructing every intermediate state); that of ``D`` maps the logit back to an image. Layers followed by
+BatchNorm have no bias. BatchNorm sits in the generator only (Radford et al. (2016) also normalised the
+discriminator; without it, D's real and generated batches do not interact through batch statistics and its
+reverse pass needs none). These, the channel counts, 4×4 kernels (as in PyTorch's DCGAN example; 3×3 and
+5×5 use ``output_padding``) and z_dim = 64 are our choices: the paper does not describe its GAN.
 
 :class:`GANObjective` plugs the alternating DCGAN updates into :func:`racecar_core.train` (one loop with
 checkpoints, exact resume and NaN stop for every chapter).
