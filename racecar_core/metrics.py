@@ -174,11 +174,14 @@ def kernel_distance(features_a, features_b, *, subsets: int = 20, subset_size: i
     """KID-style kernel distance (Bińkowski et al. 2018): the unbiased MMD² with the cubic polynomial kernel
     ``(xᵀy / d + 1)³``, averaged over ``subsets`` random subsets of ``min(subset_size, n_a, n_b)`` rows of
     each set (drawn without replacement with ``seed``). Unbiased: about 0, possibly negative, for samples of
-    one distribution."""
+    one distribution. If both sets have at most ``subset_size`` rows, every subset is the whole set: one
+    estimate, ``std`` 0."""
     a, b = _pair(features_a, features_b)
     if subsets < 1 or subset_size < 2:
         raise ValueError(f"subsets must be >= 1 and subset_size >= 2, got {subsets}, {subset_size}")
     size = min(subset_size, len(a), len(b))
+    if size == len(a) == len(b):
+        return KernelDistance(mmd2_unbiased(a, b), 0.0)
     rng = np.random.default_rng(seed)
     values = [mmd2_unbiased(a[rng.choice(len(a), size, replace=False)], b[rng.choice(len(b), size, replace=False)])
               for _ in range(subsets)]

@@ -115,6 +115,7 @@ def test_kernel_distance_of_one_distribution_is_about_zero_and_of_two_is_positiv
     assert abs(same.mean) < 3 * same.std + 1e-3
     assert shifted.mean > 20 * max(same.std, abs(same.mean))
     assert kernel_distance(x, y, subsets=3, seed=1) == kernel_distance(x, y, subsets=3, seed=1)
+    assert kernel_distance(x, y, subsets=3) == (mmd2_unbiased(x, y), 0.0)  # 600 rows each: the whole sets
 
 
 # --------------------------------------------------------------------------------------------------
