@@ -72,7 +72,7 @@ def main() -> None:
     classifier, accuracy = feature_net.train_feature_classifier(
         data.x_train[clf_idx], data.y_train[clf_idx], data.x_test, data.y_test, steps=600, batch_size=64, seed=0,
         run_dir=run_dir / "classifier")
-    classifier_cpu_s = time.process_time() - start
+    classifier_cpu_s = time.process_time() - start  # about 0 when an earlier run's classifier was loaded
     pick = torch.Generator().manual_seed(0)
     reference = feature_net.features(classifier, data.x_test[torch.randperm(len(data.x_test), generator=pick)[: args.samples]])
     kw = dict(kid_subsets=20, kid_subset_size=args.samples // 2)
@@ -120,7 +120,8 @@ def main() -> None:
     record = metrics_record("script:gan_pilot", vars(args),
                             {"classifier_accuracy": accuracy, "classifier_cpu_s": classifier_cpu_s, "floor": floor,
                              "snapshots": rows, "runs": runs})
-    write_json(run_dir / f"pilot-{'-'.join(map(str, args.seeds))}-{'_'.join(args.arms)}.json", record)
+    tag = f"{'_'.join(args.arms)}-lg{args.lambda_g:g}-ld{args.lambda_d:g}-w{args.width}-steps{args.steps}"
+    write_json(run_dir / f"pilot-{tag}-s{'-'.join(map(str, args.seeds))}.json", record)
 
 
 if __name__ == "__main__":
