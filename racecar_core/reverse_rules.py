@@ -114,9 +114,15 @@ def _reverse_periodic_conv(conv: PeriodicConv2d, s: Tensor, walk: ReverseWalk) -
 
 @register_reverse_rule(nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, kind="weight")
 def _reverse_conv_transpose(conv: nn.modules.conv._ConvTransposeNd, s: Tensor, walk: ReverseWalk) -> Tensor:
-    """The adjoint of a transposed convolution is the convolution with the same weight."""
+    """The adjoint of a transposed convolution is the convolution with the same weight.
+
+    The convolution gives ``in + output_padding // stride`` positions per axis; ``output_padding`` may reach
+    the stride when the dilation is larger, and the extra positions (no input pixel) are cropped.
+    """
     s = _subtract_channel_bias(s, conv.bias)
-    return _CONV[len(conv.kernel_size)](s, conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+    x = _CONV[len(conv.kernel_size)](s, conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+    size = walk.input_of(conv).shape[2:]
+    return x if x.shape[2:] == size else x[(..., *(slice(0, n) for n in size))]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -213,6 +219,16 @@ def _reverse_avg_pool(pool: nn.Module, s: Tensor, walk: ReverseWalk) -> Tensor:
     weight = s.new_full((channels, 1, *kernel), 1.0 / float(torch.tensor(kernel).prod()))
     output_padding = [x.shape[2 + i] + 2 * padding[i] - ((s.shape[2 + i] - 1) * stride[i] + kernel[i]) for i in range(n)]
     return _CONV_TRANSPOSE[n](s, weight, None, stride, padding, output_padding, channels)
+
+
+@register_reverse_rule(nn.Upsample)
+def _reverse_upsample(up: nn.Upsample, s: Tensor, walk: ReverseWalk) -> Tensor:
+    """Exact adjoint of the (linear) interpolation, every mode: its vector-Jacobian product. For ``nearest``
+    with an integer factor this sums each block of copies back into its source pixel."""
+    x = torch.zeros_like(walk.input_of(up)).requires_grad_()
+    with torch.enable_grad():
+        (adjoint,) = torch.autograd.grad(up(x), x, s, create_graph=s.requires_grad)
+    return adjoint
 
 
 @register_reverse_rule(PadShortcut)

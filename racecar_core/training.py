@@ -148,10 +148,11 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, fused=fused)
 
 
-def _raise_non_finite(step: int, terms: Mapping[str, Tensor]) -> None:
+def _raise_non_finite(step: int, terms: Mapping[str, Tensor], update: str | None = None) -> None:
     values = ", ".join(f"{k}={float(torch.as_tensor(v).detach()):.4g}" for k, v in terms.items())
+    where = f" in the {update!r} update" if update else ""
     raise NonFiniteLossError(
-        f"non-finite loss at step {step} ({values}); lower the learning rate or the loss weights "
+        f"non-finite loss at step {step}{where} ({values}); lower the learning rate or the loss weights "
         f"(lambda_rr scales with the squared input range), or check the data for NaNs"
     )
 
@@ -174,7 +175,7 @@ class StepContext:
         """Back-propagate ``loss`` and step optimiser ``name``; a non-finite ``loss`` stops the run before any
         weight changes, reporting ``terms`` (the step's loss terms so far)."""
         if not torch.isfinite(loss):
-            _raise_non_finite(self.step, dict(terms) if terms else {name: loss.detach()})
+            _raise_non_finite(self.step, dict(terms) if terms else {name: loss.detach()}, update=name)
         optimizer = self._loop.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

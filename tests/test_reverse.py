@@ -83,6 +83,58 @@ def test_conv_transpose2d_adjoint_is_conv():
     assert torch.allclose((layer(x) * y).sum(), (x * adjoint(layer, x, y)).sum())
 
 
+@pytest.mark.parametrize("cls,dims", [(nn.ConvTranspose1d, 1), (nn.ConvTranspose2d, 2), (nn.ConvTranspose3d, 3)])
+@pytest.mark.parametrize("kw", [dict(kernel_size=3, stride=2, padding=1, output_padding=1),
+                                dict(kernel_size=5, stride=2, padding=2, output_padding=1),
+                                dict(kernel_size=3, stride=3, output_padding=2, groups=2),
+                                dict(kernel_size=3, stride=1, dilation=2, output_padding=1),  # output_padding >= stride
+                                dict(kernel_size=3, stride=2, padding=1, dilation=3, output_padding=2)])
+def test_conv_transpose_adjoint_with_output_padding_dilation_groups(cls, dims, kw):
+    layer = cls(4, 6, bias=False, **kw)
+    x = torch.randn(2, 4, *([5, 6, 4][:dims]))
+    y = torch.randn_like(layer(x))
+    x_adj = adjoint(layer, x, y)
+    assert x_adj.shape == x.shape
+    assert torch.allclose((layer(x) * y).sum(), (x * x_adj).sum())
+
+
+def test_conv_transpose_rule_subtracts_bias_then_convolves():
+    layer = nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1)
+    x = torch.randn(1, 3, 5, 5)
+    y = torch.randn_like(layer(x))
+    expected = F.conv2d(y - layer.bias.view(1, 2, 1, 1), layer.weight, stride=2, padding=1)
+    assert torch.allclose(adjoint(layer, x, y), expected)
+
+
+@pytest.mark.parametrize("up,shape", [
+    (nn.Upsample(scale_factor=2), (2, 3, 5, 4)),
+    (nn.Upsample(scale_factor=3, mode="nearest-exact"), (2, 3, 4, 4)),
+    (nn.Upsample(size=(7, 9)), (2, 3, 4, 5)),
+    (nn.Upsample(scale_factor=2, mode="bilinear"), (2, 3, 5, 4)),
+    (nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), (2, 3, 5, 4)),
+    (nn.Upsample(scale_factor=2, mode="bicubic"), (1, 2, 4, 4)),
+    (nn.UpsamplingNearest2d(scale_factor=2), (1, 2, 3, 3)),
+    (nn.Upsample(scale_factor=2, mode="linear"), (2, 3, 6)),
+    (nn.Upsample(scale_factor=2, mode="trilinear"), (1, 2, 3, 3, 3)),
+])
+def test_upsample_adjoint_for_every_mode(up, shape):
+    x = torch.randn(*shape)
+    y = torch.randn_like(up(x))
+    x_adj = adjoint(up, x, y)
+    assert x_adj.shape == x.shape
+    assert torch.allclose((up(x) * y).sum(), (x * x_adj).sum())
+
+
+def test_nearest_upsample_adjoint_sums_each_block_and_passes_gradients():
+    up = nn.Upsample(scale_factor=2)
+    x = torch.randn(2, 3, 4, 4)
+    y = torch.randn(2, 3, 8, 8, requires_grad=True)
+    x_adj = adjoint(up, x, y)
+    assert torch.allclose(x_adj, F.avg_pool2d(y, 2) * 4)
+    x_adj.pow(2).sum().backward()
+    assert y.grad is not None and y.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("pool,size", [(nn.AdaptiveAvgPool2d(1), 8), (nn.AdaptiveAvgPool2d(2), 8), (nn.AvgPool2d(2), 8),
                                        (nn.AvgPool2d(3, stride=2, padding=1), 9)])
 def test_average_pooling_adjoint(pool, size):

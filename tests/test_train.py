@@ -241,7 +241,7 @@ def test_objective_nan_in_second_update_names_the_optimiser(data):
             ctx.update("b", model.b(x).sum() * float("nan"))
             return {}
 
-    with pytest.raises(NonFiniteLossError, match=r"step 0 \(b=nan\)"):
+    with pytest.raises(NonFiniteLossError, match=r"step 0 in the 'b' update \(b=nan\)"):
         train(two_models(), data, TrainConfig(steps=3), objective=Bad(), progress=False)
 
 

@@ -9,6 +9,7 @@ import importlib
 from .cifar import CIFAR10_CLASSES, cifar_class_names, load_cifar10, load_cifar100
 from .download import ChecksumError, download, download_cifar, extract_tar
 from .fashion import FASHION_MNIST_CLASSES, load_fashion_mnist, to_cifar_shape
+from .gray28 import GRAY28_DATASETS, Gray28, load_gray28, to_signed_unit, to_uint8
 from .ib12 import ib12, ib12_split
 from .images import ImageBatches, ImageDataset, augment_batch, channel_stats, make_loader
 from .mnist import load_authors_mnist_pngs, load_mnist_idx, mnist_pair, mnist_subset
@@ -32,6 +33,8 @@ __all__ = [
     "ChecksumError",
     "FASHION_MNIST_CLASSES",
     "ForecastPairs",
+    "GRAY28_DATASETS",
+    "Gray28",
     "ImageBatches",
     "ImageDataset",
     "ImageSplits",
@@ -54,6 +57,7 @@ __all__ = [
     "load_cifar10",
     "load_cifar100",
     "load_fashion_mnist",
+    "load_gray28",
     "load_mnist_idx",
     "load_shallow_water",
     "load_peak_folder",
@@ -68,4 +72,6 @@ __all__ = [
     "simulate_shallow_water",
     "stack_fields",
     "to_cifar_shape",
+    "to_signed_unit",
+    "to_uint8",
 ]
