@@ -2,6 +2,7 @@
 and each claim's threshold on small hand-made results."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from racecar_core.conv_autoencoder import SkipAutoencoder, conv_encoder
 from racecar_core.corruption import Corruption
 from racecar_core.experiments import pretraining as P
 from racecar_core.metrics import function_spread
+from racecar_core.runs import REPO_ROOT
 from racecar_core.training import seed_everything
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -228,10 +230,13 @@ def test_presets_and_settings_from_the_parameters():
     assert (mlp.lambda_rr, mlp.corruption, mlp.steps) == (3.0, Corruption("masking", 0.1), cfg.mlp_steps)
     conv = P.conv_settings(cfg)
     assert conv.channels == (8, 16, 32) and conv.eval_every == conv.steps == cfg.finetune_steps
-    assert P.label_counts(cfg) == [30, 400] and P.label_counts(P.CHAPTER.configure("cpu", more_labels_per_class=0)) == [30]
-    # the library's defaults are the settings λ_RR and the masking fraction were chosen with
-    assert (mlp.lambda_rr, mlp.corruption) == (P.MLPSettings().lambda_rr, P.MLPSettings().corruption)
-    assert conv.lambda_rr == P.ConvSettings().lambda_rr
+    assert P.label_counts(cfg) == [30] and P.label_counts(P.CHAPTER.configure("cpu", more_labels_per_class=400)) == [30, 400]
+    # the cpu preset runs the library's defaults, with which scripts/pretraining_settings.py chose λ_RR and masking
+    assert mlp == P.MLPSettings()
+    assert conv == P.ConvSettings()
+    chosen = json.loads((REPO_ROOT / "book" / "data" / "pretraining_settings.json").read_text())["results"]["chosen"]
+    assert (mlp.lambda_rr, mlp.corruption.amount, conv.lambda_rr) == (
+        chosen["mlp"]["lambda_rr"], chosen["mlp"]["masking"], chosen["conv"]["lambda_rr"])
 
 
 @pytest.mark.parametrize("values,message", [
@@ -242,6 +247,7 @@ def test_presets_and_settings_from_the_parameters():
     ({"train_per_class": 401}, "train_per_class must be at most 400"),
     ({"labels_per_class": 401}, "labels_per_class must be at most 400"),
     ({"more_labels_per_class": 30}, "more_labels_per_class must be 0 or above labels_per_class"),
+    ({"more_labels_per_class": 401}, "more_labels_per_class must be 0 or above labels_per_class"),
     ({"conv_test_per_class": 101}, "conv_test_per_class at most 100"),
 ])
 def test_bad_parameters_are_refused_before_any_work(values, message):
@@ -385,10 +391,15 @@ def test_claims_setting_and_headline():
     claims = P.claims(final, spread_frame({}), conv, P.setting(cfg, "a", 1), P.setting(cfg, "b", 2))
     assert [c.key for c in claims] == ["regulariser", "depth", "variance", "rr_mlp", "shortcuts", "few_labels", "rr_conv"]
     assert {c.data for c in claims} == {"a", "b"} and claims[0].seeds == (0, 1) and claims[-1].seeds == (0,)
-    assert claims[0].lambda_rr == "3" and claims[-1].lambda_rr == "0.01"
+    assert claims[0].lambda_rr == "3" and claims[-1].lambda_rr == "0.001"
     assert all(c.source.startswith(("Erhan et al. 2010", "Dong et al. 2017", report.OUR_EXTRAPOLATION)) for c in claims)
     with pytest.raises(ValueError, match="part must be 1 or 2"):
         P.setting(cfg, "a", 3)
     numbers = P.headline(final, conv)
     assert numbers["test_nll_L3_DAE"] == pytest.approx(0.6) and numbers["test_acc_4000labels_RR"] == pytest.approx(0.8)
     assert len(numbers) == 6 + 8
+
+
+def test_unrestored_mse_is_the_noise_power(conv_data):
+    assert P.unrestored_mse(conv_data, Corruption("gaussian", 0.5)) == pytest.approx(0.25, rel=0.05)
+    assert P.unrestored_mse(conv_data, Corruption("none")) == 0.0
