@@ -377,6 +377,8 @@ def test_few_labels_claim_compares_the_gain_at_both_label_counts():
     assert conv_verdicts(conv_frame({(300, "AE+skip"): 0.8, (4000, "AE+skip"): 0.85}))["few_labels"] == "not reproduced"
     single = conv_verdicts(conv_frame(few_more, counts=(300,)))
     assert single["few_labels"] == "not testable here" and single["shortcuts"] == "reproduced"
+    claim = next(c for c in P.conv_claims(conv_frame(few_more, counts=(300,)), CONV_WHERE) if c.key == "few_labels")
+    assert "more_labels_per_class" in claim.test
 
 
 def test_rr_against_the_autoencoders_with_few_labels():
