@@ -23,7 +23,12 @@ end to end without labels to restore corrupted images, then its encoder is fine-
 (pretrained without shortcuts), ``AE+skip`` (with shortcuts) and ``RR`` (random initialisation, fine-tuned
 with the reverse pass, whose transposed convolutions form a decoder with tied weights). Data: the MNIST
 stand-in of the ResNet chapter (digits padded to 32×32×3) or CIFAR-10 (Dong et al.: 4,000 labels). The
-network sizes and training lengths are ours (see :class:`ConvSettings`).
+network sizes and training lengths are ours (see :class:`ConvSettings`). Several numbers of labels can be
+fine-tuned from the same pretrained autoencoders (:func:`run_conv`).
+
+**The chapter** (``book/pretraining.ipynb``): its spec :data:`CHAPTER` with the presets, the settings and data
+built from its parameters, its figures and the reproduction check (:func:`claims`, :func:`setting`,
+:func:`headline`) are at the end of this module.
 """
 
 from __future__ import annotations
