@@ -53,7 +53,8 @@ def part2() -> dict:
     data = P.load_conv_data()
     settings = P.ConvSettings()
     results = P.run_conv(data, settings, seeds=[1000], progress=False)
-    frame = results.frame
+    frame = results.frame.merge(results.pretrain_frame[["arm", "seed", "pretrain_cpu", "pretrain_wall"]],
+                                on=["arm", "seed"], how="left").fillna({"pretrain_cpu": 0.0, "pretrain_wall": 0.0})
     return {"settings": P.json_safe(settings.identity()), "data": data.name, "runs": frame.to_dict(orient="records"),
             "seed_cpu_s": float(frame.pretrain_cpu.sum() + frame.finetune_cpu.sum()),
             "seed_wall_s": float(frame.pretrain_wall.sum() + frame.finetune_wall.sum())}

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from . import svd
 
 VARIANT_COLORS = {"Std": "#4C72B0", "Ort": "#DD8452", "RR": "#55A868", "Pre": "#8172B3", "RR1": "#C44E52", "lRR": "#937860",
-                  "Scratch": "#8C8C8C"}
+                  "Scratch": "#8C8C8C", "DAE": "#8172B3", "Random": "#4C72B0", "AE": "#CCB974", "AE+skip": "#8172B3"}
 
 
 def image_row_grid(rows: Mapping[str, np.ndarray], *, titles: Mapping[str, Sequence[str]] | None = None,
