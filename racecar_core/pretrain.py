@@ -16,14 +16,13 @@ model the reverse pass supports (normalisation and activation are applied as in 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from .reverse import reconstruction_loss, record, reverse
+from .reverse import Reduction, reconstruction_loss, record, reverse
 
 __all__ = ["layer_reconstruction_errors", "pretrain_layerwise"]
 
@@ -43,7 +42,7 @@ def _weight_layers_in_call_order(model: nn.Module, x: Tensor) -> list[nn.Module]
 
 @torch.no_grad()
 def layer_reconstruction_errors(model: nn.Module, x: Tensor,
-                                reduction: Literal["sum", "mean"] = "mean") -> list[float]:
+                                reduction: Reduction = "mean") -> list[float]:
     """The local (per-layer autoencoder) reconstruction loss of every weight layer on ``x``, input layer first."""
     with parametrize.cached():
         _, tape = record(model, x)
@@ -52,7 +51,7 @@ def layer_reconstruction_errors(model: nn.Module, x: Tensor,
 
 
 def pretrain_layerwise(model: nn.Module, x: Tensor, steps_per_layer: int, lr: float = 1e-3, *,
-                       layers: Sequence[int] | None = None, reduction: Literal["sum", "mean"] = "mean",
+                       layers: Sequence[int] | None = None, reduction: Reduction = "mean",
                        log_every: int = 0) -> pd.DataFrame:
     """Greedy layer-wise pretraining of ``model`` on the inputs ``x`` (full batch), in place.
 
