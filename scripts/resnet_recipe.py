@@ -200,7 +200,7 @@ def main() -> None:
     if code["git_dirty"] and not args.allow_dirty:
         parser.error("the working tree has local changes; commit them first (or pass --allow-dirty)")
     cfg = resnet.CHAPTER.configure("cpu", epochs=args.epochs)  # None: the preset's
-    if set(args.seeds) & set(range(resnet.CHAPTER.configure("paper").seeds)):
+    if set(args.seeds) & set(range(max(preset["seeds"] for preset in resnet.CHAPTER.presets.values()))):
         parser.error("tuning seeds must be disjoint from the chapter's seeds 0 .. seeds-1 of every preset")
     torch.set_num_threads(1)
     data = resnet.load_data(cfg)
