@@ -9,8 +9,9 @@ What runs. For every recipe of ``RECIPES`` (``TrainConfig`` settings added to th
 ``LAMBDAS``: an RR run (full reverse pass) from seed ``s`` for each seed, plus one Std run per seed and
 distinct Std configuration, trained for the chapter's ``epochs`` on the chapter's training images with the
 chapter's own data, model and schedule (``racecar_core.experiments.resnet``). Measured: whether and at which
-step the loss became non-finite, the task loss averaged over the last epoch, the validation accuracy and the
-reverse pass's relative error per weight layer (``metrics.layer_errors`` on 128 validation images, batch
+step the loss became non-finite, the task loss averaged over the last epoch, the validation accuracy (eval mode,
+BatchNorm running statistics, as the chapter measures; and, for information, with the validation set's own batch
+statistics) and the reverse pass's relative error per weight layer (``metrics.layer_errors`` on 128 validation images, batch
 statistics). Only validation images are used, never the test split. The seeds (default 100) are disjoint
 from the chapter's seeds 0 .. seeds-1.
 
@@ -103,9 +104,20 @@ class Trace:
         self.rows.append({"step": self.step, "lambda_rr": lam, "task": float(task.detach()), "rr_terms": [float(t.detach()) for t in terms],
                           "rel_err": rel, "grad_norm_task": norm(g_task), "grad_norm_rr": norm(g_rr),
                           "top_rr_grads": [[n, v] for v, n in per_param[:3]], "sigma_max": sigma,
-                          "largest_term": self.names[max(range(len(terms)), key=lambda i: float(terms[i]))]})
+                          "largest_term": self.names[max(range(len(terms)), key=lambda i: float(terms[i].detach()))]})
         self.step += 1
         return {}
+
+
+def batch_stats_accuracy(model, x, y) -> float:
+    """Accuracy with BatchNorm normalising by the statistics of the whole set ``x`` (one batch; running statistics
+    untouched), as the authors' script evaluated; ``val_acc`` (the chapter's measure and the rule's) uses the
+    running statistics."""
+    from racecar_core.experiments import resnet
+    from racecar_core.metrics import batch_statistics
+
+    with batch_statistics(model):
+        return resnet.accuracy(model, x, y, batch=len(x))
 
 
 def fit(cfg, data, recipe: str, lambda_rr: float, seed: int, trace: bool = False) -> dict:
@@ -138,13 +150,14 @@ def fit(cfg, data, recipe: str, lambda_rr: float, seed: int, trace: bool = False
         result = train(model, batches, config, evaluate=tracer, device="cpu", progress=False)
     except NonFiniteLossError as error:
         row.update(diverged=True, diverged_step=error.step, train_task_loss=None, train_rr_loss=None, val_acc=None,
-                   rel_err_layers=None, rel_err_mean=None)
+                   val_acc_batch_stats=None, rel_err_layers=None, rel_err_mean=None)
     else:
         last = result.history[result.history.step > steps - per_epoch]  # the last epoch's rows (one or, traced, many)
         errors = metrics.layer_errors(result.model, probe)
         row.update(diverged=False, diverged_step=None, train_task_loss=float(last["task"].mean()),
                    train_rr_loss=float(last["rr"].mean()) if "rr" in last else None,
-                   val_acc=resnet.accuracy(result.model, val_x, val_y), rel_err_layers=errors,
+                   val_acc=resnet.accuracy(result.model, val_x, val_y), val_acc_batch_stats=batch_stats_accuracy(result.model, val_x, val_y),
+                   rel_err_layers=errors,
                    rel_err_mean=float(np.mean(errors)))
     row["cpu_s"] = time.process_time() - start
     if tracer:
@@ -170,15 +183,20 @@ def choose(runs: list[dict], std: dict, seeds: list[int], tolerance: float) -> d
     return {"chosen": best, "rule_met": False, "verdicts": verdicts}
 
 
-def table(runs: list[dict], std: dict) -> str:
-    """A λ × recipe table, one row per (λ, seed) and a Std row per seed: validation accuracy with the mean
-    per-layer relative reverse error in brackets, or ``NaN@k`` for a loss that became non-finite at step k."""
+def table(runs: list[dict], std_rows: dict) -> str:
+    """A λ × recipe table, one row per (λ, seed) and a Std row per seed. Cell: validation accuracy (running
+    statistics), [with batch statistics], (mean per-layer relative reverse error); or ``NaN@k`` for a loss that
+    became non-finite at step k."""
     import pandas as pd
 
-    cell = lambda r: f"NaN@{r['diverged_step']}" if r["diverged"] else f"{r['val_acc']:.3f} ({r['rel_err_mean']:.2f})"
+    def cell(r):
+        if r["diverged"]:
+            return f"NaN@{r['diverged_step']}"
+        return f"{r['val_acc']:.3f} [{r['val_acc_batch_stats']:.3f}] ({r['rel_err_mean']:.2f})"
+
     frame = pd.DataFrame([{"recipe": r["recipe"], "lambda": r["lambda_rr"], "seed": r["seed"], "cell": cell(r)} for r in runs])
     wide = frame.pivot_table(index=["lambda", "seed"], columns="recipe", values="cell", aggfunc="first")[list(RECIPES)]
-    stds = pd.DataFrame({r: {("Std", s): f"{std[(r, s)]:.3f}" for (rr, s) in std if rr == r} for r in RECIPES})
+    stds = pd.DataFrame({r: {("Std", s): cell(row) for (rr, s), row in std_rows.items() if rr == r} for r in RECIPES})
     return pd.concat([stds, wide]).to_string()
 
 
@@ -206,24 +224,26 @@ def main() -> None:
     data = resnet.load_data(cfg)
     start_wall, start_cpu = time.perf_counter(), time.process_time()
 
-    std_runs, std = {}, {}
+    std_runs, std_rows = {}, {}
     for recipe in RECIPES:  # Std with each recipe; λ = 0 makes warm-up and reduction irrelevant, clipping not
         key = RECIPES[recipe].get("grad_clip", 0.0)
         for seed in args.seeds:
             if (key, seed) not in std_runs:
                 std_runs[(key, seed)] = fit(cfg, data, recipe, 0.0, seed)
                 print(f"Std ({recipe}) seed {seed}: val_acc {std_runs[(key, seed)]['val_acc']:.3f}", flush=True)
-            std[(recipe, seed)] = std_runs[(key, seed)]["val_acc"]
+            std_rows[(recipe, seed)] = std_runs[(key, seed)]
+    std = {k: row["val_acc"] for k, row in std_rows.items()}
     rr_runs = []
     for recipe in RECIPES:
         for lam in LAMBDAS:
             for seed in args.seeds:
                 row = fit(cfg, data, recipe, lam, seed, trace=recipe == TRACED[0] and lam >= TRACED[1])
                 rr_runs.append(row)
-                state = f"NaN at step {row['diverged_step']}" if row["diverged"] else f"val_acc {row['val_acc']:.3f}"
+                state = (f"NaN at step {row['diverged_step']}" if row["diverged"] else
+                         f"val_acc {row['val_acc']:.3f} (batch statistics {row['val_acc_batch_stats']:.3f})")
                 print(f"{recipe:12s} λ={lam:<5g} seed {seed}: {state} ({row['cpu_s']:.0f} s CPU)", flush=True)
     choice = choose(rr_runs, std, args.seeds, args.tolerance)
-    print(table(rr_runs, std), f"\nchosen recipe: {choice['chosen']} (rule met: {choice['rule_met']})", flush=True)
+    print(table(rr_runs, std_rows), f"\nchosen recipe: {choice['chosen']} (rule met: {choice['rule_met']})", flush=True)
 
     per_epoch = len(data.batches(data.source, cfg.batch_size, 0))
     params = {"script": "scripts/resnet_recipe.py", "preset": "cpu", "chapter_config": dict(cfg), "seeds": args.seeds,
@@ -238,7 +258,7 @@ def main() -> None:
                                   RECIPES[choice["chosen"]], 1.0, 0, per_epoch) if choice["chosen"] else None
     results = {**choice, "chosen_settings": RECIPES.get(choice["chosen"]),
                "chosen_config_example": dataclasses.asdict(chosen_fields) if chosen_fields else None,
-               "std_runs": list(std_runs.values()), "rr_runs": rr_runs, "table": table(rr_runs, std),
+               "std_runs": list(std_runs.values()), "rr_runs": rr_runs, "table": table(rr_runs, std_rows),
                "wall_s": time.perf_counter() - start_wall, "cpu_s": time.process_time() - start_cpu}
     runs.write_json(args.out, {**runs.metrics_record("resnet-recipe", params, results), "code": code})
     print(f"wrote {args.out} ({results['cpu_s']:.0f} s CPU, {results['wall_s']:.0f} s wall)")
