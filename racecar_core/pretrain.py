@@ -37,7 +37,7 @@ from torch.nn.utils import parametrize
 from .batches import TensorBatches
 from .corruption import Corruption
 from .metrics import batch_statistics
-from .reverse import reconstruction_loss, record, reverse
+from .reverse import Reduction, reconstruction_loss, record, reverse
 from .training import Objective, StepContext, TrainConfig, TrainResult, make_optimizer, train
 
 __all__ = ["Denoising", "LayerAutoencoder", "layer_pair", "layer_reconstruction_errors", "pretrain_layer",
@@ -188,7 +188,7 @@ class Denoising(Objective):
 
 @torch.no_grad()
 def layer_reconstruction_errors(model: nn.Module, x: Tensor,
-                                reduction: Literal["sum", "mean"] = "mean") -> list[float]:
+                                reduction: Reduction = "mean") -> list[float]:
     """The local (per-layer autoencoder) reconstruction loss of every weight layer on ``x``, input layer first."""
     with parametrize.cached():
         _, tape = record(model, x)
@@ -228,7 +228,7 @@ def pretrain_layer(model: nn.Module, data, layer: nn.Module, config: TrainConfig
 
 
 def pretrain_layerwise(model: nn.Module, x: Tensor, steps_per_layer: int, lr: float = 1e-3, *,
-                       layers: Sequence[int] | None = None, reduction: Literal["sum", "mean"] = "mean",
+                       layers: Sequence[int] | None = None, reduction: Reduction = "mean",
                        log_every: int = 0, corruption: Corruption | None = None, batch_size: int | None = None,
                        seed: int = 0, config: TrainConfig | None = None, run_dir: str | os.PathLike | None = None,
                        identity: Mapping[str, Any] | None = None, progress: bool = False) -> pd.DataFrame:

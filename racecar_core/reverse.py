@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
@@ -37,6 +38,8 @@ RuleFn = Callable[[nn.Module, Tensor, "ReverseWalk"], Tensor]
 Pair = tuple[Tensor, Tensor]
 
 MODES: tuple[str, ...] = ("full", "first", "local")
+Reduction = Literal["sum", "mean", "relative"]
+REDUCTIONS: tuple[str, ...] = ("sum", "mean", "relative")
 
 
 @dataclass(frozen=True)
@@ -276,15 +279,35 @@ def reverse_pass(model: nn.Module, x: Tensor, mode: Mode = "full", *, update_bn_
         return reverse(tape, mode, update_bn_stats=update_bn_stats)
 
 
-def reconstruction_loss(pairs: list[Pair], reduction: Literal["sum", "mean"] = "sum") -> Tensor:
-    """``Σ_m ½‖d_m − d'_m‖²``: summed over batch and features (``"sum"``, the authors' code) or with each
-    term divided by its number of elements (``"mean"``)."""
-    if reduction not in ("sum", "mean"):
-        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
-    terms = [F.mse_loss(d_rec, d, reduction="sum") * (0.5 / d.numel() if reduction == "mean" else 0.5) for d, d_rec in pairs]
+def reconstruction_loss(pairs: list[Pair], reduction: Reduction = "sum") -> Tensor:
+    """``Σ_m ½‖d_m − d'_m‖² / c_m``, summed over the layers' pairs ``(d_m, d'_m)``.
+
+    ``reduction`` sets the per-layer scale ``c_m``:
+
+    * ``"sum"`` (default; the authors' ``tf.nn.l2_loss``): ``c_m = 1``, summed over batch and features;
+    * ``"mean"``: ``c_m`` = the number of elements of ``d_m`` (each term a mean squared error);
+    * ``"relative"`` (our choice, not in the paper): ``c_m = ‖d_m‖²`` over the whole batch, computed without
+      gradient (detached) and clamped at 1e-12, so each term is ``½·(‖d_m − d'_m‖ / ‖d_m‖)²``, half the squared
+      relative error of :func:`racecar_core.metrics.layer_errors`. Every layer weighs the same whatever the
+      scale of its input; the gradient is that of ``"sum"`` divided by ``c_m``.
+    """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    terms = [F.mse_loss(d_rec, d, reduction="sum") * (0.5 / _scale(d, reduction)) for d, d_rec in pairs]
     return sum(terms[1:], terms[0])
 
 
-def rr_loss(model: nn.Module, x: Tensor, mode: Mode = "full", reduction: Literal["sum", "mean"] = "sum") -> Tensor:
+def _scale(d: Tensor, reduction: str) -> Tensor | float:
+    """The divisor ``c_m`` of one layer's term (see :func:`reconstruction_loss`)."""
+    if reduction == "mean":
+        return d.numel()
+    if reduction == "relative":
+        d = d.detach()
+        d = d.float() if d.dtype in (torch.float16, torch.bfloat16) else d  # autocast: the norm in float32
+        return d.pow(2).sum().clamp_min(1e-12)
+    return 1.0
+
+
+def rr_loss(model: nn.Module, x: Tensor, mode: Mode = "full", reduction: Reduction = "sum") -> Tensor:
     """The reverse-pass (racecar) loss of ``model`` on the batch ``x`` (see :func:`reverse`)."""
     return reconstruction_loss(reverse_pass(model, x, mode), reduction)

@@ -31,7 +31,7 @@ from torch.nn.utils import parametrize
 from .batches import BatchSource, TensorBatches, epoch_generator
 from .files import DamagedFileError, load_json, load_torch, read_csv, save_torch, write_text
 from .losses import cross_entropy, srip_loss
-from .reverse import MODES, reconstruction_loss, record, reverse
+from .reverse import MODES, REDUCTIONS, Reduction, reconstruction_loss, record, reverse
 from .runlock import RunLock
 from .static import progress_bar
 
@@ -40,7 +40,11 @@ Evaluate = Callable[[nn.Module], Mapping[str, Any]]
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite; ``step`` is the 0-based optimisation step whose loss it was."""
+
+    def __init__(self, message: str, step: int | None = None):
+        super().__init__(message)
+        self.step = step
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.9, 0.999)  # Adam's moment decay rates
     lambda_rr: float = 0.0
     rr_mode: Literal["full", "first", "local"] = "full"
-    rr_reduction: Literal["sum", "mean"] = "sum"
+    rr_reduction: Reduction = "sum"  # per-layer scale of the RR terms, see reconstruction_loss
     lambda_rr_warmup: int = 0  # steps over which λ_rr rises linearly from 0 to lambda_rr (0: constant)
     update_bn_stats: bool = False  # the reverse pass also updates BatchNorm running statistics (authors' code)
     lambda_ort: float = 0.0
@@ -80,7 +84,7 @@ class TrainConfig:
         _check(self.optimizer in ("adam", "sgd"), f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         _check(self.lambda_rr >= 0 and self.lambda_ort >= 0, "lambda_rr and lambda_ort must be >= 0")
         _check(self.rr_mode in MODES, f"rr_mode must be one of {MODES}, got {self.rr_mode!r}")
-        _check(self.rr_reduction in ("sum", "mean"), f"rr_reduction must be 'sum' or 'mean', got {self.rr_reduction!r}")
+        _check(self.rr_reduction in REDUCTIONS, f"rr_reduction must be one of {REDUCTIONS}, got {self.rr_reduction!r}")
         _check(all(0 < m < 1 for m in self.lr_milestones), "lr_milestones are fractions of steps in (0, 1)")
         _check(self.eval_every >= 1 and self.checkpoint_every >= 1, "eval_every and checkpoint_every must be >= 1")
         _check(0 <= self.warmup_steps < self.steps, "warmup_steps must be in [0, steps)")
@@ -153,7 +157,7 @@ def _raise_non_finite(step: int, terms: Mapping[str, Tensor], update: str | None
     where = f" in the {update!r} update" if update else ""
     raise NonFiniteLossError(
         f"non-finite loss at step {step}{where} ({values}); lower the learning rate or the loss weights "
-        f"(lambda_rr scales with the squared input range), or check the data for NaNs"
+        f"(lambda_rr scales with the squared input range), or check the data for NaNs", step=step
     )
 
 

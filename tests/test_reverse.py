@@ -257,6 +257,66 @@ def test_reconstruction_loss_reductions_match_authors_formula():
         rc.rr_loss(model, x, mode="everything")
 
 
+def hand_made_pairs():
+    """Two pairs with known errors: ‖d−d'‖² = 4 and ‖d‖² = 16 (4 elements); ‖d−d'‖² = 1 and ‖d‖² = 4 (2 elements)."""
+    d1 = torch.tensor([[2.0, 2.0], [2.0, 2.0]])
+    r1 = torch.tensor([[2.0, 0.0], [2.0, 2.0]])
+    d2 = torch.tensor([[0.0, 2.0]])
+    r2 = torch.tensor([[1.0, 2.0]])
+    return [(d1, r1), (d2, r2)]
+
+
+def test_reconstruction_loss_values_on_hand_made_pairs():
+    pairs = hand_made_pairs()
+    assert rc.reconstruction_loss(pairs).item() == pytest.approx(0.5 * 4 + 0.5 * 1)
+    assert rc.reconstruction_loss(pairs, "mean").item() == pytest.approx(0.5 * 4 / 4 + 0.5 * 1 / 2)
+    assert rc.reconstruction_loss(pairs, "relative").item() == pytest.approx(0.5 * 4 / 16 + 0.5 * 1 / 4)
+    # an all-zero input is clamped, not divided by zero
+    zero = [(torch.zeros(3), torch.ones(3))]
+    assert torch.isfinite(rc.reconstruction_loss(zero, "relative"))
+
+
+def test_sum_and_mean_reductions_unchanged_bit_for_bit():
+    """The default and "mean" are the expressions they were before "relative" was added."""
+    model = peak_like()
+    pairs = rc.reverse_pass(model, torch.randn(16, 12))
+    terms = [F.mse_loss(r, d, reduction="sum") for d, r in pairs]
+    old_sum = sum([t * 0.5 for t in terms[1:]], terms[0] * 0.5)
+    old_mean = sum([t * (0.5 / d.numel()) for t, (d, _) in zip(terms[1:], pairs[1:])], terms[0] * (0.5 / pairs[0][0].numel()))
+    assert torch.equal(rc.reconstruction_loss(pairs), old_sum)
+    assert torch.equal(rc.reconstruction_loss(pairs, "mean"), old_mean)
+    assert rc.TrainConfig(steps=1).rr_reduction == "sum"
+
+
+def test_relative_reduction_is_half_the_squared_layer_errors():
+    from racecar_core.metrics import layer_errors
+
+    model = peak_like().eval()
+    x = torch.randn(16, 12)
+    errors = layer_errors(model, x, batch_stats=False)
+    assert rc.rr_loss(model, x, reduction="relative").item() == pytest.approx(sum(0.5 * e**2 for e in errors), rel=1e-9)
+
+
+def test_relative_reduction_gradient_is_sum_gradient_over_detached_norm():
+    """Per layer, the gradient of "relative" equals that of "sum" divided by ‖d_m‖² (no gradient through the norm)."""
+    d = torch.randn(3, 4, requires_grad=True)
+    r = torch.randn(3, 4, requires_grad=True)
+    grads_rel = torch.autograd.grad(rc.reconstruction_loss([(d, r)], "relative"), (d, r))
+    grads_sum = torch.autograd.grad(rc.reconstruction_loss([(d, r)], "sum"), (d, r))
+    scale = d.detach().pow(2).sum()
+    for g_rel, g_sum in zip(grads_rel, grads_sum):
+        assert torch.allclose(g_rel, g_sum / scale)
+    # not the gradient of the ratio with the norm differentiated
+    ratio = 0.5 * (d - r).pow(2).sum() / d.pow(2).sum()
+    assert not torch.allclose(torch.autograd.grad(ratio, d)[0], grads_rel[0])
+
+
+def test_relative_reduction_in_training_config():
+    assert rc.TrainConfig(steps=1, rr_reduction="relative").rr_reduction == "relative"
+    with pytest.raises(ValueError, match="rr_reduction"):
+        rc.TrainConfig(steps=1, rr_reduction="max")
+
+
 def test_gradients_reach_every_weight_and_flow_through_both_sides():
     model = peak_like()
     x = torch.randn(16, 12)

@@ -118,8 +118,9 @@ def test_nan_loss_stops_with_a_message(data, tmp_path):
     x, y = data
     x = x.clone()
     x[0, 0] = float("nan")
-    with pytest.raises(NonFiniteLossError, match="non-finite loss at step 0"):
+    with pytest.raises(NonFiniteLossError, match="non-finite loss at step 0") as error:
         train(make_model(), (x, y), TrainConfig(steps=5), run_dir=tmp_path, progress=False)
+    assert error.value.step == 0
     assert not (tmp_path / "model.pt").exists()
 
 
