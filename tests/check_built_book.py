@@ -50,9 +50,25 @@ def scorecard_problems(page: Path) -> list[str]:
             if f"{name}.html#{name}-check" not in links]
 
 
+# sphinx-book-theme hides the page's table of contents while full-width or margin content scrolls past, and its
+# script fails ("Cannot read properties of null") on a page that has such content but no table of contents (a page
+# with a single heading).
+_WIDE = ("full-width", "tag_full-width", "margin", "tag_margin", "margin-caption")
+
+
+def layout_problems(page: Path) -> list[str]:
+    """Full-width or margin content needs the page's secondary sidebar (its table of contents)."""
+    soup = BeautifulSoup(page.read_text(encoding="utf-8"), "html.parser")
+    wide = soup.find(class_=lambda c: c in _WIDE)
+    if wide is not None and soup.select_one("div.bd-sidebar-secondary") is None:
+        return [f"{page.name}: full-width or margin content on a page without a table of contents (add a section heading)"]
+    return []
+
+
 def main(html: str = "_build/html") -> int:
     problems = [p for name in chapters() for p in problems_of(Path(html) / "book" / f"{name}.html")]
     problems += scorecard_problems(Path(html) / "book" / "scorecard.html")
+    problems += [p for page in sorted(Path(html).rglob("*.html")) for p in layout_problems(page)]
     for p in problems:
         print(f"check_built_book: {p}", file=sys.stderr)
     print(f"check_built_book: {len(list(chapters()))} chapters checked, {len(problems)} problems")
