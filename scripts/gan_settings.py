@@ -61,7 +61,9 @@ def main() -> None:
         last = history.iloc[-1]
         print(f"lr {lr:g}: {cpu:.1f} s CPU; step {int(last.step)}: Fréchet {last.frechet:.1f}, precision "
               f"{last.precision:.3f}, recall {last.recall:.3f}, class entropy {last.class_entropy:.3f}", flush=True)
-    write_json(args.out, metrics_record("script:gan_settings", vars(args),
+    params = {k: (str(Path(v).resolve().relative_to(ROOT)) if k in ("run_dir", "out") and Path(v).resolve().is_relative_to(ROOT)
+                  else v) for k, v in vars(args).items()}  # no machine-specific paths in the committed record
+    write_json(args.out, metrics_record("script:gan_settings", params,
                                         {"classifier_accuracy": space.accuracy, "floor": space.floor, "rows": rows}))
 
 
