@@ -95,8 +95,8 @@ def test_map_lambdas_are_checked_before_work_starts(text):
 
 
 def test_map_lambdas_include_the_chosen_lambda_once_ascending():
-    assert resnet.map_lambdas(CPU, 0.01) == [0.01, 0.1, 1.0, 3.0]
-    assert resnet.map_lambdas(CPU, 1.0) == [0.1, 1.0, 3.0]
+    assert resnet.map_lambdas(CPU, 0.01) == [0.01, 1.0, 3.0]
+    assert resnet.map_lambdas(CPU, 1.0) == [1.0, 3.0]
 
 
 def test_recipe_table_shows_every_recipe_and_divergence():
@@ -153,5 +153,6 @@ def test_a_verdict_map_needs_the_same_seeds_at_every_lambda():
 def test_rr_by_lambda_lists_rr_at_each_lambda_then_std_and_ort():
     rows = {1.0: lambda_row(0.5), 0.1: lambda_row(0.93)}
     table = resnet.rr_by_lambda(rows)
-    assert table.index.tolist() == ["RR, λ 0.1", "RR, λ 1", "Std", "Ort"]
+    assert table.index.tolist() == ["RR, λ 0.1", "RR, λ 1", "Std", "Ort", "Scratch"]
     assert table.loc["RR, λ 1", "test_acc"] == "0.5 ± 0" and table.loc["Std", "test_acc"] == "0.9 ± 0"
+    assert table.loc["Scratch", "transfer_acc"] == "0.3 ± 0" and table.loc["Scratch", "test_acc"] == "–"
