@@ -156,3 +156,23 @@ def test_rr_by_lambda_lists_rr_at_each_lambda_then_std_and_ort():
     assert table.index.tolist() == ["RR, λ 0.1", "RR, λ 1", "Std", "Ort", "Scratch"]
     assert table.loc["RR, λ 1", "test_acc"] == "0.5 ± 0" and table.loc["Std", "test_acc"] == "0.9 ± 0"
     assert table.loc["Scratch", "transfer_acc"] == "0.3 ± 0" and table.loc["Scratch", "test_acc"] == "–"
+
+
+def test_lambda_rows_train_only_rr_and_share_std_ort_and_scratch(tmp_path):
+    cfg = resnet.CHAPTER.configure("smoke", seeds=2, map_lambdas="1")
+    data = resnet.load_data(cfg)
+    grid = resnet.run(cfg, data, 0.1, run_dir=str(tmp_path), progress=False)
+    moved = resnet.transfer(cfg, data, grid, run_dir=str(tmp_path), progress=False)
+    rows = resnet.lambda_rows(cfg, data, grid, moved, 0.1, run_dir=str(tmp_path), progress=False)
+    assert list(rows) == [0.1, 1.0]
+    assert rows[0.1].frame.equals(grid.frame) and rows[0.1].transfer.equals(moved.frame)
+    at_one = rows[1.0]
+    assert sorted(at_one.frame.seed.unique()) == [0, 1] and sorted(at_one.frame.variant.unique()) == ["Ort", "RR", "Std"]
+    shared = lambda f, col: f[f[col] != "RR"].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(shared(at_one.frame, "variant"), shared(grid.frame, "variant"))
+    pd.testing.assert_frame_equal(shared(at_one.transfer, "start"), shared(moved.frame, "start"))
+    assert sorted(p.name for p in (tmp_path / "main").iterdir() if p.name.startswith("lambda")) == [
+        "lambda1-RR-seed0", "lambda1-RR-seed1"]  # only RR is trained again, into its own folders
+    assert len(at_one.layers) == len(rows[0.1].layers)
+    verdicts = report.verdict_map(resnet.claims_by_lambda(rows, cfg, resnet.setting(cfg, data.name, 0.1)))
+    assert list(verdicts.columns) == ["0.1", "1"] and set(verdicts.index) == {"accuracy", "layers", "first_layer", "transfer"}
