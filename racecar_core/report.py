@@ -267,6 +267,18 @@ def with_lambda_map(claims: Sequence[Claim], claims_by_lambda: Mapping[Any, Sequ
     return out
 
 
+def lambda_summary(claim: Claim) -> str:
+    """Where a claim holds across its verdict map, in words: ``"reproduced at λ 1; partly at λ 0.03, 0.3"``."""
+    if not claim.across_lambda:
+        return f"{claim.verdict} (a single λ, {claim.lambda_rr})"
+    groups: dict[str, list[str]] = {}
+    for lam, v in claim.across_lambda:
+        groups.setdefault(v, []).append(lam)
+    words = {"reproduced": "reproduced", "partly reproduced": "partly", "not reproduced": "not",
+             "not testable here": "not testable"}
+    return "; ".join(f"{words[v]} at λ {', '.join(groups[v])}" for v in VERDICTS if v in groups)
+
+
 # --------------------------------------------------------------------------------------------------
 # Rendering
 # --------------------------------------------------------------------------------------------------

@@ -221,7 +221,9 @@ def main() -> None:
     code = runs.code_version()  # the code that runs, before anything can change the tree
     if code["git_dirty"] and not args.allow_dirty:
         parser.error("the working tree has local changes; commit them first (or pass --allow-dirty)")
-    cfg = resnet.CHAPTER.configure("cpu", epochs=args.epochs)  # None: the preset's
+    # None: the preset's epochs; no clipping in the base config (the chapter's default since this script's
+    # result): the recipes below add it
+    cfg = resnet.CHAPTER.configure("cpu", epochs=args.epochs, grad_clip=0.0)
     if set(args.seeds) & set(range(max(preset["seeds"] for preset in resnet.CHAPTER.presets.values()))):
         parser.error("tuning seeds must be disjoint from the chapter's seeds 0 .. seeds-1 of every preset")
     torch.set_num_threads(1)

@@ -782,17 +782,7 @@ def claims(binning: Mapping[float, pd.DataFrame], kde: pd.DataFrame | None, h_x:
     return report.with_lambda_map(headline, by_lambda)
 
 
-def lambda_summary(claim: report.Claim) -> str:
-    """Where a claim holds across the map, in words: ``"reproduced at λ 1; partly at 0.03, 0.3"``."""
-    if not claim.across_lambda:
-        return f"{claim.verdict} (a single λ, {claim.lambda_rr})"
-    groups: dict[str, list[str]] = {}
-    for lam, verdict in claim.across_lambda:
-        groups.setdefault(verdict, []).append(lam)
-    words = {"reproduced": "reproduced", "partly reproduced": "partly", "not reproduced": "not",
-             "not testable here": "not testable"}
-    parts = [f"{words[v]} at λ {', '.join(groups[v])}" for v in report.VERDICTS if v in groups]
-    return "; ".join(parts)
+lambda_summary = report.lambda_summary  # where a claim holds across the map, in words
 
 
 def arm_summary(frame: pd.DataFrame, h_x: float, h_y: dict[str, float], variant: str) -> dict[str, str]:

@@ -18,6 +18,8 @@ test split). Images are normalised with the source training set's channel statis
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +35,11 @@ from ..data.tasks import Task, image_splits, make_task
 from ..resnet import blocks_per_stage, cifar_resnet, replace_head
 from ..reverse import is_weight_layer
 from ..training import TrainConfig, seed_everything, train
-from .grid import Grid, Variant, std_ort_rr, train_grid
+from .grid import Grid, Variant, parse_lambdas, std_ort_rr, train_grid
 
 DATASETS = ("mnist5k", "fashion", "cifar10")
+RECIPE_FILE = "book/data/resnet_recipe.json"  # written by scripts/resnet_recipe.py: why and how large λ_RR trains
+GRAD_CLIP = 5.0  # the recipe recorded in RECIPE_FILE: gradient clipping at global norm 5 (our choice, measured there)
 # ResNet-110, CIFAR-10 test accuracy as labelled on the bars of the paper's Fig. 1c (a bar chart, not a table)
 PAPER = {"Std": 0.921, "Ort": 0.925, "RR": 0.928}
 
@@ -69,6 +73,7 @@ def validate(cfg: Config) -> None:
     except ValueError as error:
         raise ParameterError(f"parameter 'depth': {error}") from None
     lambda_grid(cfg.lambda_grid)
+    parse_lambdas(cfg.map_lambdas, "map_lambdas")
     (train_pool, test_pool), (target_train, target_test) = _POOLS[cfg.dataset]
     if cfg.n_val + cfg.n_train > train_pool or cfg.n_val >= train_pool:
         raise ParameterError(f"{cfg.dataset}: n_train + n_val must be at most {train_pool} images per class "
@@ -130,6 +135,11 @@ CHAPTER = Chapter(
               min=0.0),
         Param("lambda_grid", str, None, "lambda_rr values of the sweep, comma-separated"),
         Param("sweep_epochs", int, None, "training epochs of each sweep run (one seed)", min=1, max=100_000),
+        Param("map_lambdas", str, None, "lambda_rr values of the verdict map (every seed), comma-separated; the "
+              "chosen lambda_rr is added and its runs are the main comparison's"),
+        Param("grad_clip", float, GRAD_CLIP, "clip the gradient to this global L2 norm before every SGD update, in "
+              "every training of the chapter (0: off); 5: the recipe of scripts/resnet_recipe.py, "
+              "book/data/resnet_recipe.json", min=0.0, max=1e9),
         Param("lambda_ort", float, 0.01, "weight of the SRIP loss (Ort)", min=0.0),
         Param("transfer_labels", int, None, "labelled training images per class of the transfer target", min=1),
         Param("transfer_steps", int, None, "fine-tuning steps on the transfer target", min=1, max=10_000_000),
@@ -139,14 +149,14 @@ CHAPTER = Chapter(
     ),
     presets={
         "smoke": {"dataset": "mnist5k", "depth": 8, "seeds": 1, "epochs": 1, "n_train": 16, "n_val": 4, "n_test": 8,
-                  "batch_size": 32, "warmup_steps": 0, "lambda_grid": "0.1", "sweep_epochs": 1, "transfer_labels": 4,
-                  "transfer_steps": 2},
+                  "batch_size": 32, "warmup_steps": 0, "lambda_grid": "0.1", "sweep_epochs": 1, "map_lambdas": "1",
+                  "transfer_labels": 4, "transfer_steps": 2},
         "cpu": {"dataset": "mnist5k", "depth": 20, "seeds": 3, "epochs": 6, "n_train": 100, "n_val": 50, "n_test": 60,
                 "batch_size": 50, "warmup_steps": 0, "lambda_grid": "0.01,0.1,1", "sweep_epochs": 4,
-                "transfer_labels": 10, "transfer_steps": 20},
+                "map_lambdas": "1,3", "transfer_labels": 10, "transfer_steps": 20},
         "paper": {"dataset": "cifar10", "depth": 110, "seeds": 5, "epochs": 164, "n_train": 0, "n_val": 500, "n_test": 0,
                   "batch_size": 128, "warmup_steps": 400, "lambda_grid": "0.01,0.03,0.1,0.3,1", "sweep_epochs": 40,
-                  "transfer_labels": 50, "transfer_steps": 2000},
+                  "map_lambdas": "0.01,0.1,1,3", "transfer_labels": 50, "transfer_steps": 2000},
     },
     validate=validate,
 )
@@ -268,13 +278,79 @@ def measure(model: nn.Module, data: ResNetData, probe: Tensor, patch_data: np.nd
 
 def base_config(cfg, steps: int, steps_per_epoch: int, *, lr: float | None = None, warmup: bool = True,
                 milestones: tuple[float, ...] = (0.5, 0.75)) -> TrainConfig:
-    """He et al.'s recipe: SGD, momentum 0.9, weight decay, the rate divided by 10 at ``milestones``."""
+    """He et al.'s recipe: SGD, momentum 0.9, weight decay, the rate divided by 10 at ``milestones``; and the
+    gradient clipped to the global norm ``cfg.grad_clip`` (0: off; see :data:`RECIPE_FILE`)."""
     cuda = torch.cuda.is_available()
     warmup_steps = min(cfg.warmup_steps, steps - 1) if warmup else 0
     return TrainConfig(steps=steps, lr=lr or cfg.lr, optimizer="sgd", momentum=0.9, weight_decay=cfg.weight_decay,
-                       rr_reduction="mean", lr_milestones=milestones, lr_gamma=0.1, warmup_steps=warmup_steps,
+                       rr_reduction="mean", grad_clip=cfg.grad_clip, lr_milestones=milestones, lr_gamma=0.1,
+                       warmup_steps=warmup_steps,
                        warmup_lr=0.01, eval_every=steps_per_epoch, checkpoint_every=steps_per_epoch,
                        amp=cfg.amp and cuda, channels_last=cfg.channels_last and cuda)
+
+
+def load_recipe(path: str | Path | None = None) -> dict:
+    """The record of ``scripts/resnet_recipe.py`` (:data:`RECIPE_FILE`): which recipe lets large λ_RR train."""
+    from ..runs import REPO_ROOT
+
+    path = Path(path) if path else REPO_ROOT / RECIPE_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing; run `python scripts/resnet_recipe.py` to create it")
+    return json.loads(path.read_text())
+
+
+def recipe_table(record: dict) -> pd.DataFrame:
+    """The recipe record's λ × recipe grid: one row per seed for Std and for each λ_RR, one column per recipe.
+    Cell: validation accuracy (BatchNorm running statistics) [with the validation set's batch statistics]
+    (mean per-layer relative reverse error), or ``NaN@k`` for a run whose loss became non-finite at step k."""
+    def cell(r):
+        if r["diverged"]:
+            return f"NaN@{r['diverged_step']}"
+        return f"{r['val_acc']:.3f} [{r['val_acc_batch_stats']:.3f}] ({r['rel_err_mean']:.2f})"
+
+    recipes = record["params"]["recipes"]
+    results = record["results"]
+    # a Std run (λ = 0) depends on a recipe's gradient clipping only: it is shared by the recipes with the same clip
+    clip = {name: fields.get("grad_clip", 0.0) for name, fields in recipes.items()}
+    std = {(clip[r["recipe"]], r["seed"]): r for r in results["std_runs"]}
+    rows = [{"λ_RR": "Std", "seed": seed, "recipe": name, "cell": cell(std[(clip[name], seed)])}
+            for name in recipes for (c, seed) in std if c == clip[name]]
+    rows += [{"λ_RR": f"{r['lambda_rr']:g}", "seed": r["seed"], "recipe": r["recipe"], "cell": cell(r)}
+             for r in sorted(results["rr_runs"], key=lambda r: r["lambda_rr"])]
+    frame = pd.DataFrame(rows)
+    order = list(dict.fromkeys(frame["λ_RR"]))
+    wide = frame.pivot_table(index=["λ_RR", "seed"], columns="recipe", values="cell", aggfunc="first")
+    wide = wide.reindex(columns=[r for r in recipes if r in wide.columns]).fillna("–")
+    return wide.reindex(sorted(wide.index, key=lambda k: (order.index(k[0]), k[1])))
+
+
+def recipe_summary(record: dict) -> str:
+    """In words, what the chosen recipe of the record does at each λ_RR of its grid, seed by seed: which λ diverge,
+    which reach Std's validation accuracy minus the record's tolerance, which fall below it."""
+    results, params = record["results"], record["params"]
+    chosen = results["chosen"]
+    if chosen is None:
+        return "No recipe of the record trains every λ without diverging."
+    clip = params["recipes"][chosen].get("grad_clip", 0.0)
+    std = {r["seed"]: r["val_acc"] for r in results["std_runs"]
+           if params["recipes"][r["recipe"]].get("grad_clip", 0.0) == clip}
+    groups: dict[str, list[str]] = {"diverge": [], "keep": [], "fall": []}
+    for lam in sorted({r["lambda_rr"] for r in results["rr_runs"]}):
+        runs = [r for r in results["rr_runs"] if r["recipe"] == chosen and r["lambda_rr"] == lam]
+        if any(r["diverged"] for r in runs):
+            groups["diverge"].append(f"{lam:g}")
+        elif all(r["val_acc"] >= std[r["seed"]] - params["tolerance"] for r in runs):
+            groups["keep"].append(f"{lam:g}")
+        else:
+            groups["fall"].append(f"{lam:g}")
+    words = {"diverge": "diverges", "keep": f"stays within {params['tolerance']:g} of Std's validation accuracy",
+             "fall": f"trains but falls more than {params['tolerance']:g} below Std's validation accuracy"}
+    parts = [f"at λ_RR {', '.join(v)} RR {words[k]}" for k, v in groups.items() if v]
+    plain = {r["seed"]: r["val_acc"] for r in results["std_runs"] if params["recipes"][r["recipe"]].get("grad_clip", 0.0) == 0}
+    if clip and plain:
+        parts.append("Std's validation accuracy " + ", ".join(f"{plain[s]:.3f} without and {std[s]:.3f} with it (seed {s})"
+                                                               for s in sorted(set(plain) & set(std))))
+    return f"Under recipe {chosen}: " + "; ".join(parts) + "."
 
 
 def _identity(cfg, data: ResNetData, task: Task, **extra) -> dict:
@@ -309,8 +385,10 @@ def choose_lambda(sweep_frame: pd.DataFrame) -> float:
     return float(rr.lambda_rr.iloc[0])
 
 
-def run(cfg, data: ResNetData, lambda_rr: float, *, run_dir: str = "", progress: bool = True) -> Grid:
-    """Std, Ort and RR on the source task for every seed, with the test accuracy after every epoch."""
+def run(cfg, data: ResNetData, lambda_rr: float, *, run_dir: str = "", progress: bool = True,
+        variants: list[Variant] | None = None, tag: str = "") -> Grid:
+    """Std, Ort and RR (or ``variants``) on the source task for every seed, with the test accuracy after every
+    epoch. Runs keep their files in ``run_dir/main/<tag><variant>-seed<seed>/``."""
     task = data.source
     per_epoch = len(data.batches(task, cfg.batch_size, 0))
     tensors = {"train": (data.tensor(task.x_train), torch.as_tensor(task.y_train)),
@@ -319,25 +397,28 @@ def run(cfg, data: ResNetData, lambda_rr: float, *, run_dir: str = "", progress:
     probe, patch_data = probe_batch(data, task), patches(tensors["train"][0])
     x_test, y_test = tensors["test"]
     return train_grid(
-        std_ort_rr(lambda_rr, cfg.lambda_ort), range(cfg.seeds), make_model=lambda: make_model(cfg, len(task.classes)),
+        variants or std_ort_rr(lambda_rr, cfg.lambda_ort), range(cfg.seeds),
+        make_model=lambda: make_model(cfg, len(task.classes)),
         data=lambda seed: data.batches(task, cfg.batch_size, seed), base=base_config(cfg, cfg.epochs * per_epoch, per_epoch),
         measure=lambda m: measure(m, data, probe, patch_data, tensors),
         evaluate=lambda m: {"test_acc": accuracy(m, x_test, y_test)},
-        run_dir=str(Path(run_dir) / "main") if run_dir else None, identity=_identity(cfg, data, task),
+        run_dir=str(Path(run_dir) / "main") if run_dir else None, identity=_identity(cfg, data, task), tag=tag,
         progress=progress)
 
 
-def transfer(cfg, data: ResNetData, grid: Grid, *, run_dir: str = "", progress: bool = True) -> Grid:
+def transfer(cfg, data: ResNetData, grid: Grid, *, run_dir: str = "", progress: bool = True,
+             starts: list[str] | None = None, tag: str = "") -> Grid:
     """Fine-tune each source model of ``grid`` (and a freshly initialised one, "Scratch") on the target task.
 
     Every network gets a new classifier, initialised identically for all starts of a seed, and is
     fine-tuned with the plain task loss (SGD, ``transfer_lr``, divided by 10 at 50% and 75%), so the
-    starts differ only in their weights. Measure: test accuracy on the target task.
+    starts differ only in their weights. Measure: test accuracy on the target task. ``starts``: only these
+    (default: "Scratch" and every variant of ``grid``); files in ``run_dir/transfer/<tag><start>-seed<seed>/``.
     """
     task = data.target
     x_test, y_test = data.tensor(task.x_test), torch.as_tensor(task.y_test)
     config = base_config(cfg, cfg.transfer_steps, cfg.transfer_steps, lr=cfg.transfer_lr, warmup=False)
-    starts = ["Scratch", *dict.fromkeys(v for v, _ in grid.runs)]
+    starts = starts or ["Scratch", *dict.fromkeys(v for v, _ in grid.runs)]
     result = Grid()
     for seed in sorted({s for _, s in grid.runs}):
         for start in starts:
@@ -347,12 +428,50 @@ def transfer(cfg, data: ResNetData, grid: Grid, *, run_dir: str = "", progress: 
                 model.load_state_dict(grid.model(start, seed).state_dict())
             seed_everything(10_000 + seed)
             replace_head(model, len(task.classes))
-            folder = Path(run_dir) / "transfer" / f"{start}-seed{seed}" if run_dir else None
+            folder = Path(run_dir) / "transfer" / f"{tag}{start}-seed{seed}" if run_dir else None
             out = train(model, data.batches(task, cfg.batch_size, seed), dataclasses.replace(config, seed=seed),
                         run_dir=folder, identity=_identity(cfg, data, task, start=start), progress=False)
             result.runs[(start, seed)] = out
             result.rows.append({"start": start, "seed": seed, "test_acc": accuracy(out.model, x_test, y_test)})
     return result
+
+
+def map_lambdas(cfg, chosen: float) -> list[float]:
+    """The λ_RR of the verdict map, ascending: ``cfg.map_lambdas`` and the chosen λ."""
+    return sorted(set(parse_lambdas(cfg.map_lambdas, "map_lambdas")) | {float(chosen)})
+
+
+@dataclass(frozen=True)
+class LambdaRow:
+    """What the claims need at one λ_RR of the verdict map: the final measures (Std, Ort and RR at this λ, one
+    row per variant and seed), the per-layer errors (:func:`layer_frame`) and the transfer results."""
+
+    frame: pd.DataFrame
+    layers: pd.DataFrame
+    transfer: pd.DataFrame
+
+
+def lambda_rows(cfg, data: ResNetData, grid: Grid, moved: Grid, chosen: float, *, run_dir: str = "",
+                progress: bool = True) -> dict[float, LambdaRow]:
+    """``{λ: LambdaRow}`` for every λ of :func:`map_lambdas`, on the seeds of the main comparison. At the
+    chosen λ it is the main comparison itself (``grid``, ``moved``); at every other λ only RR is trained
+    (same seeds, initial weights, batches and schedule as :func:`run`) and fine-tuned, and set beside the
+    main comparison's Std and Ort, fine-tuned Std, Ort and Scratch: those do not depend on λ."""
+    names = weight_layer_names(grid.model("Std", next(s for _, s in grid.runs)))
+    main, main_moved = grid.frame, moved.frame
+    rows = {}
+    for lam in map_lambdas(cfg, chosen):
+        if lam == chosen:
+            rows[lam] = LambdaRow(main, layer_frame(grid, names), main_moved)
+            continue
+        tag = f"lambda{lam:g}-"
+        rr = run(cfg, data, lam, variants=[Variant("RR", lambda_rr=lam)], run_dir=run_dir, tag=tag, progress=progress)
+        rr_moved = transfer(cfg, data, rr, starts=["RR"], run_dir=run_dir, tag=tag, progress=progress)
+        both = Grid(runs={**{k: v for k, v in grid.runs.items() if k[0] != "RR"}, **rr.runs},
+                    rows=[r for r in grid.rows if r["variant"] != "RR"] + rr.rows)
+        rows[lam] = LambdaRow(both.frame, layer_frame(both, names),
+                              pd.concat([main_moved[main_moved.start != "RR"], rr_moved.frame], ignore_index=True))
+    return rows
 
 
 def layer_frame(grid: Grid, names: list[str]) -> pd.DataFrame:
@@ -519,6 +638,44 @@ def claims(frame: pd.DataFrame, layers: pd.DataFrame, transfer_frame: pd.DataFra
             test="RR's mean above Std's and Ort's and RR above both in every seed; partly: the means only"
             + ("" if cfg.dataset == "cifar10" else "; a stand-in pair of tasks, not the paper's")),
     ]
+
+
+def claims_by_lambda(rows: Mapping[float, LambdaRow], cfg, where: report.Setting) -> dict[float, list[report.Claim]]:
+    """``{λ: claims(...)}`` on each row of :func:`lambda_rows`, ascending in λ: the columns of the verdict map
+    (:func:`racecar_core.report.verdict_map`). Every λ must have the same seeds, for every variant and start."""
+    seeds = {lam: (sorted(set(row.frame.seed)), sorted(set(row.transfer.seed))) for lam, row in rows.items()}
+    if not rows or len({repr(s) for s in seeds.values()}) > 1:
+        raise ValueError(f"a verdict map needs one or more λ with the same seeds at every λ, got {seeds}")
+    return {lam: claims(row.frame, row.layers, row.transfer, cfg, dataclasses.replace(where, lambda_rr=report.format_lambda(lam)))
+            for lam, row in sorted(rows.items())}
+
+
+def headline_claims(rows: Mapping[float, LambdaRow], cfg, where: report.Setting, lambda_rr: float) -> list[report.Claim]:
+    """The claims at ``lambda_rr`` (the sweep's choice, or the ``lambda_rr`` parameter), each carrying its verdict
+    at every λ of ``rows`` in ``across_lambda``; ``rows`` must include ``lambda_rr``."""
+    if lambda_rr not in rows:
+        raise KeyError(f"the headline λ {lambda_rr:g} is not among the λ of the map {sorted(rows)}")
+    by_lambda = claims_by_lambda(rows, cfg, where)
+    return report.with_lambda_map(by_lambda[lambda_rr], by_lambda)
+
+
+def rr_by_lambda(rows: Mapping[float, LambdaRow]) -> pd.DataFrame:
+    """RR's final measures at every λ of the map (mean ± sd over the seeds), and Std's, Ort's and (transfer
+    only) Scratch's, which do not depend on λ, below them: the numbers behind the verdict map."""
+    out, first = [], None
+    for lam, row in sorted(rows.items()):
+        f = row.frame
+        columns = [c for c in ("train_acc", "test_acc", "rec_err_mean", "first_layer_similarity") if c in f]
+        first = first if first is not None else row
+        out.append({"run": f"RR, λ {lam:g}", **{c: report.mean_sd(f.loc[f.variant == "RR", c]) for c in columns},
+                    "transfer_acc": report.mean_sd(row.transfer.loc[row.transfer.start == "RR", "test_acc"])})
+    if first is not None:
+        for v in ("Std", "Ort"):
+            f, t = first.frame, first.transfer
+            out.append({"run": v, **{c: report.mean_sd(f.loc[f.variant == v, c]) for c in columns},
+                        "transfer_acc": report.mean_sd(t.loc[t.start == v, "test_acc"])})
+        out.append({"run": "Scratch", "transfer_acc": report.mean_sd(t.loc[t.start == "Scratch", "test_acc"])})
+    return pd.DataFrame(out).set_index("run").fillna("–")
 
 
 def headline(frame: pd.DataFrame, transfer_frame: pd.DataFrame, lambda_rr: float) -> dict[str, float]:
