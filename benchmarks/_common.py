@@ -15,20 +15,28 @@ def median(values: list[float]) -> float:
     return s[len(s) // 2] if len(s) % 2 else 0.5 * (s[len(s) // 2 - 1] + s[len(s) // 2])
 
 
-def alternating_ms(functions: dict[str, Callable[[], None]], rounds: int, calls: int, warmup: int = 2,
-                   clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+def alternating_ms(functions: dict[str, Callable[[], None]], rounds: int, calls: int | None = None, warmup: int = 2,
+                   clock: Callable[[], float] = time.perf_counter, seconds_per_round: float = 0.2) -> dict[str, float]:
     """Median milliseconds per call of each function over ``rounds`` rounds of ``calls`` calls, the functions
-    alternating within every round so that drifts in machine load affect them alike."""
-    for fn in functions.values():
+    alternating within every round (in forward order in even rounds, in reverse order in odd ones, so that no
+    function always follows the same one) so that drifts in machine load affect them alike. ``calls=None``:
+    per function, as many calls as take about ``seconds_per_round`` (from the warm-up's timing)."""
+    per_call = {}
+    for name, fn in functions.items():
+        start = clock()
         for _ in range(warmup):
             fn()
+        per_call[name] = max((clock() - start) / max(warmup, 1), 1e-6)
+    counts = {name: calls or max(1, round(seconds_per_round / per_call[name])) for name in functions}
     times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(rounds):
-        for name, fn in functions.items():
+    items = list(functions.items())
+    for r in range(rounds):
+        for name, fn in (items if r % 2 == 0 else items[::-1]):
+            n = counts[name]
             start = clock()
-            for _ in range(calls):
+            for _ in range(n):
                 fn()
-            times[name].append((clock() - start) / calls * 1e3)
+            times[name].append((clock() - start) / n * 1e3)
     return {name: median(t) for name, t in times.items()}
 
 
