@@ -13,6 +13,7 @@ from .layers import PadShortcut, PeriodicConv2d, Residual
 from .losses import cross_entropy, double_softmax_cross_entropy, srip_loss
 from .resnet import cifar_resnet
 from .reverse import (
+    RecordPlan,
     ReverseWalk,
     Tape,
     UnsupportedLayerError,
@@ -55,6 +56,7 @@ __all__ = [
     "PeriodicConv2d",
     "Residual",
     "SkipAutoencoder",
+    "RecordPlan",
     "ReverseWalk",
     "Tape",
     "UnsupportedLayerError",
