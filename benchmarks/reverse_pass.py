@@ -4,8 +4,6 @@
     conv net; the reverse pass should cost about one more forward and backward pass. ResNet-20 (batch 128,
     the ResNet chapter's step: SGD, RR with mean reduction, see ``resnet_throughput.py``) as well, unless
     ``--no-resnet``; it has no hand-written reverse pass, so (b) is not measured for it.
-    Also the RR step with the forward replayed from an opt-in ``RecordPlan`` and with the hand-written
-    reverse pass (what any caching of the walk could reach).
 (b) The generic reverse pass (tape + rule registry) against a hand-written reverse pass of the same
     model: forward + reverse + backward of the RR loss.
 
@@ -17,8 +15,7 @@ time: with ``--threads 1`` on a CPU that is shared with other jobs it is far les
 (time spent waiting for a core is not counted), so use it for the ratios on a busy machine.
 
 With ``--json`` the last line printed is one JSON object,
-``{"peak_mlp": {"std_ms", "rr_ms", "rr_over_std", "rr_plan_ms", "rr_plan_over_std", "rr_handwritten_ms",
-"rr_handwritten_over_std", "generic_ms",
+``{"peak_mlp": {"std_ms", "rr_ms", "rr_over_std", "rr_handwritten_ms", "rr_handwritten_over_std", "generic_ms",
 "handwritten_ms", "generic_over_handwritten"},
 "conv": {...}, "resnet20": {"std_ms", "rr_ms", "rr_over_std"}, "machine": {...}}``, to compare between commits.
 """
@@ -36,7 +33,7 @@ from resnet_throughput import make_step
 from torch import nn
 
 from racecar_core.models import peak_mlp
-from racecar_core.reverse import RecordPlan, reconstruction_loss, record, reverse
+from racecar_core.reverse import reconstruction_loss, record, reverse
 from racecar_core.runs import environment, metrics_record
 
 
@@ -113,17 +110,6 @@ def run(device: str, min_run_time: float, clock=time.perf_counter, rounds: int =
             opt.step()
             sync()
 
-        plan = RecordPlan(model)
-        assert plan.replays
-
-        def rr_plan_step():  # opt-in: the forward replayed from a RecordPlan (the same tape, bit for bit)
-            out, tape = plan.record(x)
-            loss = F.cross_entropy(out, y) + 1e-6 * reconstruction_loss(reverse(tape))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sync()
-
         def rr_hand_step():  # the same step with the hand-written reverse pass: what any caching of the walk could reach
             out, rr = hand_written(model, x)
             loss = F.cross_entropy(out, y) + 1e-6 * rr
@@ -148,12 +134,11 @@ def run(device: str, min_run_time: float, clock=time.perf_counter, rounds: int =
         hand_value = hand_written(model, x)[1].item()
         assert abs(generic_value - hand_value) <= 1e-4 * abs(hand_value), (generic_value, hand_value)
 
-        functions = {"std_step": std_step, "rr_step": rr_step, "rr_plan_step": rr_plan_step, "rr_hand_step": rr_hand_step,
+        functions = {"std_step": std_step, "rr_step": rr_step, "rr_hand_step": rr_hand_step,
                      "generic_reverse": generic_reverse, "hand_reverse": hand_reverse}
         t = alternating_ms(functions, rounds, warmup=5, clock=clock, seconds_per_round=min_run_time / rounds)
         t["rr_over_std"] = t["rr_step"] / t["std_step"]
         t["rr_hand_over_std"] = t["rr_hand_step"] / t["std_step"]
-        t["rr_plan_over_std"] = t["rr_plan_step"] / t["std_step"]
         t["generic_over_hand"] = t["generic_reverse"] / t["hand_reverse"]
         results[name] = t
     return results
@@ -172,8 +157,7 @@ def json_summary(results: dict) -> dict:
         short = SHORT.get(name, name)
         out[short] = {"std_ms": t["std_step"], "rr_ms": t["rr_step"], "rr_over_std": t["rr_over_std"]}
         if "generic_reverse" in t:
-            out[short].update(rr_plan_ms=t["rr_plan_step"], rr_plan_over_std=t["rr_plan_over_std"],
-                              rr_handwritten_ms=t["rr_hand_step"], rr_handwritten_over_std=t["rr_hand_over_std"],
+            out[short].update(rr_handwritten_ms=t["rr_hand_step"], rr_handwritten_over_std=t["rr_hand_over_std"],
                               generic_ms=t["generic_reverse"], handwritten_ms=t["hand_reverse"],
                               generic_over_handwritten=t["generic_over_hand"])
     return out
@@ -206,7 +190,6 @@ def main() -> None:
         print(f"\n{name}")
         print(f"  training step  Std {t['std_step']:.3f} ms   RR {t['rr_step']:.3f} ms   RR/Std {t['rr_over_std']:.2f}x")
         if "rr_hand_step" in t:
-            print(f"  training step  RR with RecordPlan (opt-in) {t['rr_plan_step']:.3f} ms   /Std {t['rr_plan_over_std']:.2f}x")
             print(f"  training step  RR with the hand-written reverse pass {t['rr_hand_step']:.3f} ms   "
                   f"/Std {t['rr_hand_over_std']:.2f}x")
         if "generic_reverse" not in t:

@@ -53,9 +53,6 @@ def rows(result: dict) -> list[tuple[str, str, str]]:
             continue
         if "rr_over_std" in r:  # reverse_pass, resnet_throughput
             out.append((f"{case}: RR / Std step", f"{r['rr_ms']:.2f} / {r['std_ms']:.2f}", f"{r['rr_over_std']:.2f}"))
-            if "rr_plan_over_std" in r:
-                out.append((f"{case}: RR with RecordPlan (opt-in) / Std step", f"{r['rr_plan_ms']:.2f} / {r['std_ms']:.2f}",
-                            f"{r['rr_plan_over_std']:.2f}"))
             if "rr_handwritten_over_std" in r:
                 out.append((f"{case}: RR (hand-written reverse) / Std step", f"{r['rr_handwritten_ms']:.2f} / {r['std_ms']:.2f}",
                             f"{r['rr_handwritten_over_std']:.2f}"))

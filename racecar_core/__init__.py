@@ -13,7 +13,6 @@ from .layers import PadShortcut, PeriodicConv2d, Residual
 from .losses import cross_entropy, double_softmax_cross_entropy, srip_loss
 from .resnet import cifar_resnet
 from .reverse import (
-    RecordPlan,
     ReverseWalk,
     Tape,
     UnsupportedLayerError,
@@ -56,7 +55,6 @@ __all__ = [
     "PeriodicConv2d",
     "Residual",
     "SkipAutoencoder",
-    "RecordPlan",
     "ReverseWalk",
     "Tape",
     "UnsupportedLayerError",
