@@ -20,11 +20,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: name -> arguments (short runs: about two minutes in all on one loaded core)
+#: name -> arguments (short runs: two to three minutes in all on one loaded core)
 BENCHMARKS: dict[str, list[str]] = {
-    "reverse_pass": ["--threads", "1", "--clock", "cpu", "--min-run-time", "1", "--rounds", "3"],
-    "gan_step": ["--threads", "1", "--rounds", "3", "--steps", "10"],
-    "weather_forecast": ["--speed-only", "--threads", "1", "--rounds", "3", "--speed-steps", "10"],
+    "reverse_pass": ["--threads", "1", "--clock", "cpu", "--min-run-time", "3", "--rounds", "5"],
+    "gan_step": ["--threads", "1", "--rounds", "5", "--steps", "10"],
+    "weather_forecast": ["--speed-only", "--threads", "1", "--rounds", "5", "--speed-steps", "10"],
     "mi_binning": ["--threads", "1", "--models", "1", "--snapshots", "20"],
     "mi_kde": ["--snapshots", "2", "--rounds", "3"],
 }
