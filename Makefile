@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The browser check opens the built book in Debian's Chromium, driven by Playwright (never `playwright install`).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup book test unit lint chromium clean
+.PHONY: setup book test unit lint chromium clean bench
 
 setup: $(VENV)/.installed
 
@@ -51,6 +51,11 @@ unit: setup
 # Static checks (ruff; configuration in pyproject.toml), notebooks included.
 lint: setup
 	$(BIN)/ruff check .
+
+# Benchmarks (not part of `make test`): every script in benchmarks/ with --json, short runs on one thread;
+# writes the table benchmarks/results.md (a few minutes; times depend on the machine's load, which is recorded).
+bench: setup
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run_all.py --out benchmarks/results.md
 
 clean:
 	rm -rf _build .pytest_cache

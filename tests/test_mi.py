@@ -250,17 +250,64 @@ def test_kde_blocks_do_not_change_the_result(monkeypatch):
     np.testing.assert_allclose(blocked, whole, rtol=1e-12, atol=1e-12)
 
 
-def test_kde_group_sums_by_one_hot_product_or_sorting_agree(monkeypatch):
+def _kde_direct(t: np.ndarray, z: np.ndarray, variance: float) -> float:
+    """The KDE expression of the module docstring written out directly (all N² differences at once, float64):
+    ``mean_i [ln Σ_{j: z_j = z_i} K_ij − ln n(z_i) − ln Σ_j K_ij + ln N]`` in bits."""
+    t = t.reshape(len(t), -1).astype(np.float64)
+    k = np.exp(-((t[:, None, :] - t[None, :, :]) ** 2).sum(-1) / (2 * variance))
+    same = z[:, None] == z[None, :]
+    n_z = same.sum(1)
+    return float(np.mean(np.log((k * same).sum(1)) - np.log(n_z) - np.log(k.sum(1)) + np.log(len(t))) / LN2)
+
+
+@pytest.mark.parametrize("d", [1, 2, 5, 12])
+@pytest.mark.parametrize("noise", [1e-3, 1e-2, 0.3])
+def test_kde_agrees_with_the_direct_formula_to_1e9_bits(d, noise):
+    """The blocked, symmetric, sorted computation against :func:`_kde_direct` on saturating (tanh) and
+    clustered data, for every kind of grouping: all distinct, few labels, many labels, a single group."""
+    rng = np.random.default_rng(d)
+    n = 600
+    t = np.tanh(rng.normal(size=(n, d)) * 3)
+    t[::3] = t[1::3][: len(t[::3])] + rng.normal(size=(len(t[::3]), d)) * 1e-3  # near-duplicates
+    groupings = [np.arange(n), rng.integers(0, 2, n), rng.integers(0, 150, n), np.zeros(n, dtype=np.int64)]
+    for estimator, variance in (("kde_upper", noise), ("kde_lower", 4 * noise)):
+        got = [mutual_information(t, z, estimator, noise_variance=noise) for z in groupings]
+        want = [_kde_direct(t, z, variance) for z in groupings]
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
+def test_kde_far_from_the_origin_agrees_with_the_direct_formula():
+    """ReLU-like activations with a large common offset: the squared distances come from norms of about 1e6,
+    which cancel; the result still agrees with the direct formula (differences of the samples) to 1e-9 bits."""
+    rng = np.random.default_rng(13)
+    t = 1000.0 + np.maximum(rng.normal(size=(400, 3)), 0.0) * 0.2
+    y = rng.integers(0, 2, 400)
+    for z in (np.arange(400), y):
+        assert mutual_information(t, z, "kde_upper") == pytest.approx(_kde_direct(t, z, 1e-3), abs=1e-9)
+
+
+def test_kde_information_planes_agree_with_the_direct_formula():
+    rng = np.random.default_rng(12)
+    x = rng.integers(0, 2, (512, 12))
+    y = rng.integers(0, 2, 512)
+    history = [[x.astype(np.float32), np.tanh(rng.normal(size=(512, 4)) * 2).astype(np.float32)] for _ in range(2)]
+    planes = information_planes(history, x, y, "kde_upper")
+    ident = np.unique(x, axis=0, return_inverse=True)[1].reshape(-1)
+    for s, acts in enumerate(history):
+        for m, t in enumerate(acts):
+            assert planes[s, m, 0] == pytest.approx(_kde_direct(t, ident, 1e-3), abs=1e-9)
+            assert planes[s, m, 1] == pytest.approx(_kde_direct(t, y, 1e-3), abs=1e-9)
+
+
+def test_kde_sorted_and_masked_group_sums_agree():
+    """The first grouping that is not all-distinct is summed over contiguous (sorted) ranges, later ones through
+    an equality mask: both orders give the same numbers."""
     rng = np.random.default_rng(11)
     t = np.tanh(rng.normal(size=(300, 3)))
     labels = [rng.integers(0, 3, 300), rng.integers(0, 120, 300)]  # few groups and many groups
-    default = [mutual_information(t, z, e, noise_variance=0.05) for e in KDE for z in labels]
-    monkeypatch.setattr(mi, "_KDE_ONEHOT", 0)  # always sort
-    sorted_ = [mutual_information(t, z, e, noise_variance=0.05) for e in KDE for z in labels]
-    monkeypatch.setattr(mi, "_KDE_ONEHOT", 10**6)  # always one-hot
-    onehot = [mutual_information(t, z, e, noise_variance=0.05) for e in KDE for z in labels]
-    np.testing.assert_allclose(sorted_, default, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(onehot, default, rtol=1e-12, atol=1e-12)
+    forward = mi._kde_mi(t, labels, 0.05)
+    backward = mi._kde_mi(t, labels[::-1], 0.05)[::-1]
+    np.testing.assert_allclose(forward, backward, rtol=0, atol=1e-12)
 
 
 def test_kde_needs_one_continuous_and_one_discrete_argument():
