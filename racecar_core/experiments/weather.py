@@ -605,6 +605,28 @@ def sweep_figure(raw: pd.DataFrame, lams: Sequence[float], chosen: float, data_n
     return fig
 
 
+def histories_figure(runs: Runs, columns: Sequence[str], data_name: str):
+    """Training curves (history ``columns`` over steps, log scale) of the four arms, every seed."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.2), squeeze=False)
+    for ax, column in zip(axes[0], columns):
+        for label, history in runs.histories().items():
+            arm, seed = label.split("/")
+            if column not in history:
+                continue
+            h = history.dropna(subset=[column])
+            color, ls = ARM_STYLE[arm]
+            ax.plot(h.step, h[column], color=color, ls=ls, lw=1, alpha=0.8, label=arm if seed == "0" else None)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(column, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Training curves, every arm and seed ({data_name})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def layer_error_figure(layers: pd.DataFrame, data_name: str):
     """Relative reverse error of every weight layer, one line per run of the four arms."""
     import matplotlib.pyplot as plt
