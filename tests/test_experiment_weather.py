@@ -184,3 +184,45 @@ def test_presets_fit_their_purpose():
     assert smoke.sim_days <= 5 and smoke.steps <= 10  # seconds, not two simulated years
     assert CPU.data == "simulated" and CPU.sim_days * 8 >= 2 * 365 and CPU.lead_hours == 72
     assert paper_values["data"] == "weatherbench" and (paper_values["blocks"], paper_values["width"]) == (19, 128)
+
+
+def write_weatherbench(root, years=(2015, 2016, 2017), days=10, seed=0):
+    """A small WeatherBench-like folder: hourly random fields on an 8×16 grid, one file per year and variable."""
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    lat, lon = np.linspace(-78.75, 78.75, 8), np.arange(16) * 22.5
+    for year in years:
+        times = pd.date_range(f"{year}-03-01", periods=24 * days, freq="1h")
+        for folder, file, var, mean, sd in (("geopotential_500", "geopotential_500hPa", "z", 54000.0, 3000.0),
+                                            ("temperature_850", "temperature_850hPa", "t", 275.0, 15.0)):
+            values = mean + sd * rng.standard_normal((len(times), len(lat), len(lon)))
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            xr.Dataset({var: (("time", "lat", "lon"), values)}, coords={"time": times, "lat": lat, "lon": lon}
+                       ).to_netcdf(root / folder / f"{file}_{year}_5.625deg.nc")
+    return root
+
+
+def test_weatherbench_data_take_weatherbenchs_split_and_show_the_published_baselines(tmp_path):
+    cfg = weather.CHAPTER.configure("smoke", data="weatherbench", data_dir=str(write_weatherbench(tmp_path)),
+                                    lead_hours=72, rollout=1, seeds=1, steps=2, lambda_rr=0.1)
+    data = weather.load_data(cfg, progress=False)
+    assert data.real and data.variables == ["z500", "t850"] and "WeatherBench" in data.name
+    years = {k: sorted(set(pd.DatetimeIndex(s.time.values).year)) for k, s in data.splits.items()}
+    assert years == {"train": [2015], "val": [2016], "test": [2017]}
+    assert data.info["train_pairs"] == 40 - 12  # 6-hourly, 10 days, a 3-day lead
+    runs = weather.train_all(cfg, data, progress=False)
+    assert runs.chosen == 0.1 and set(runs.frame.variant) == set(weather.ARMS)
+    sc = weather.scores(runs.frame, data.variables, weather.leads(cfg))
+    table = weather.rmse_table(sc, weather.baselines(data, cfg), data)
+    assert table.loc["Rasp & Thuerey 2021 (ResNet, ERA5)"].tolist() == ["268", "1.65"]
+    claims = weather.claims(sc, weather.select_arms(weather.layer_frame(runs, weather.weight_layer_names(
+        runs.model("Std"))), runs.chosen), cfg.lead_hours, weather.setting(cfg, data.name, runs.chosen), data.real)
+    assert all("WeatherBench (ERA5)" in c.measured for c in claims if c.key.startswith("rmse"))
+
+
+def test_weatherbench_folder_without_the_test_years_is_refused_when_read(tmp_path):
+    cfg = weather.CHAPTER.configure("smoke", data="weatherbench", data_dir=str(write_weatherbench(tmp_path, (2015, 2016))),
+                                    lead_hours=72, rollout=1)
+    with pytest.raises(ValueError, match="test split.*2017-2018.*mediatum"):
+        weather.load_data(cfg, progress=False)
