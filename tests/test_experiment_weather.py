@@ -219,6 +219,11 @@ def test_weatherbench_data_take_weatherbenchs_split_and_show_the_published_basel
     claims = weather.claims(sc, weather.select_arms(weather.layer_frame(runs, weather.weight_layer_names(
         runs.model("Std"))), runs.chosen), cfg.lead_hours, weather.setting(cfg, data.name, runs.chosen), data.real)
     assert all("WeatherBench (ERA5)" in c.measured for c in claims if c.key.startswith("rmse"))
+    pred = weather.predictability(data, hours=(24, 72))
+    assert len(pred) == 4 and np.isfinite(pred.skill).all()
+    fc = weather.forecasts({"Std": runs.model("Std"), "RR": runs.model("RR")}, data, cfg)
+    assert fc.values[72]["RR"].shape == fc.truth[72].shape == (40 - 12, 2, 8, 16)
+    weather.map_figure(fc, 72, 0, "t850", data.name)
 
 
 def test_weatherbench_folder_without_the_test_years_is_refused_when_read(tmp_path):
