@@ -9,9 +9,9 @@ list. This package is the registry of chapters; :mod:`racecar_core.chapters` onl
 from types import ModuleType
 
 from ..chapters import Chapter, ParameterError
-from . import gan, mi, mnist, peak, pretraining, resnet
+from . import gan, mi, mnist, peak, pretraining, resnet, weather
 
-MODULES: tuple[ModuleType, ...] = (mnist, peak, mi, resnet, gan, pretraining)  # book order
+MODULES: tuple[ModuleType, ...] = (mnist, peak, mi, resnet, gan, weather, pretraining)  # book order
 CHAPTERS: dict[str, Chapter] = {m.CHAPTER.name: m.CHAPTER for m in MODULES}
 
 
