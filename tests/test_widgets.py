@@ -53,3 +53,17 @@ def test_progress_bars_are_left_out_under_batch_execution(monkeypatch):
     monkeypatch.setenv(widgets.STATIC_ENV, "0")
     assert not static.progress_bar(range(3)).disable
     assert static.progress_bar(range(3), enabled=False).disable
+
+
+def test_library_progress_bars_go_through_the_static_switch():
+    """A tqdm bar made directly in a notebook's code path is saved as a widget that the book can only show with
+    scripts from a CDN (the weather chapter's simulation once did this): library code uses static.progress_bar.
+    The sweep's bar is in the command line's process, not a notebook's, and may use tqdm directly."""
+    import re
+    from pathlib import Path
+
+    root = Path(static.__file__).parent
+    allowed = {root / "static.py", root / "sweep.py"}
+    direct = [str(p.relative_to(root)) for p in root.rglob("*.py")
+              if p not in allowed and re.search(r"^\s*(from tqdm|import tqdm)", p.read_text(encoding="utf-8"), re.M)]
+    assert direct == []

@@ -48,8 +48,8 @@ import pandas as pd
 import torch
 import xarray as xr
 from torch import Tensor
-from tqdm.auto import tqdm
 
+from ..static import progress_bar
 from .sphere import Transforms
 
 RADIUS, OMEGA, GRAVITY = 6.37122e6, 7.292e-5, 9.80616  # Earth, as torch-harmonics' ShallowWaterSolver
@@ -311,7 +311,7 @@ def _simulate(settings: ShallowWaterSettings, progress: bool | str) -> xr.Datase
     fields = np.empty((2, s.members, s.outputs, len(OUTPUT_LAT), len(OUTPUT_LON)), np.float32)
     total = spinup_steps + s.outputs * s.steps_per_output
     started, cpu_started = _time.perf_counter(), _time.process_time()
-    with tqdm(total=total, disable=not progress, desc=progress if isinstance(progress, str) else "shallow water",
+    with progress_bar(total=total, enabled=bool(progress), desc=progress if isinstance(progress, str) else "shallow water",
               leave=False, unit="step", mininterval=1.0) as bar:
         for n in range(total):
             forcing = model.next_forcing(forcing, generator)
