@@ -82,7 +82,8 @@ def _run_all(names: list[str], preset: str, progress: bool, jobs: int) -> list[s
             try:
                 run_chapter(get_chapter(name), preset, {}, BOOK_RUNS / name, progress=progress)
                 ok = True
-            except Exception:
+            except Exception as error:  # the failed notebook is kept as failed-<chapter>.ipynb
+                print(f"racecar book: {name}: {type(error).__name__}: {error}", flush=True)
                 ok = False
         else:
             threads = max(1, (os.cpu_count() or 1) // jobs)
@@ -97,8 +98,12 @@ def _run_all(names: list[str], preset: str, progress: bool, jobs: int) -> list[s
         print(f"racecar book: {name}: {'finished' if ok else 'FAILED'} in {time.perf_counter() - start:.0f} s", flush=True)
         return ok
 
+    start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         results = dict(zip(names, pool.map(one, names)))
+    if names:
+        print(f"racecar book: {len(names)} chapters executed in {time.perf_counter() - start:.0f} s ({jobs} at a time)",
+              flush=True)
     return [name for name, ok in results.items() if not ok]
 
 
