@@ -13,7 +13,15 @@ from matplotlib.figure import Figure
 from . import svd
 
 VARIANT_COLORS = {"Std": "#4C72B0", "Ort": "#DD8452", "RR": "#55A868", "Pre": "#8172B3", "RR1": "#C44E52", "lRR": "#937860",
-                  "Scratch": "#8C8C8C", "DAE": "#8172B3", "Random": "#4C72B0", "AE": "#CCB974", "AE+skip": "#8172B3"}
+                  "Scratch": "#8C8C8C", "DAE": "#8172B3", "Random": "#4C72B0", "AE": "#CCB974", "AE+skip": "#8172B3",
+                  "RR-G": "#55A868", "RR-D": "#C44E52", "RR-both": "#8172B3",
+                  "Std+dropout": "#4C72B0", "RR+dropout": "#55A868"}
+DROPOUT_LINESTYLE = "--"  # the weather chapter's dropout arms: the colour of their arm without dropout, dashed
+
+
+def variant_style(variant: str) -> dict:
+    """Matplotlib line keywords of a variant: its colour, and a dashed line for the "+dropout" arms."""
+    return {"color": VARIANT_COLORS.get(variant), "ls": DROPOUT_LINESTYLE if variant.endswith("+dropout") else "-"}
 
 
 def image_row_grid(rows: Mapping[str, np.ndarray], *, titles: Mapping[str, Sequence[str]] | None = None,
@@ -71,6 +79,23 @@ def histories_figure(histories: Mapping[str, pd.DataFrame], columns: Sequence[st
         ax.set_title(column)
     if suptitle:
         fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def layer_error_figure(layers: pd.DataFrame, *, xlabel: str, title: str) -> Figure:
+    """Relative reverse-pass error ‖d'_m − d_m‖ / ‖d_m‖ of every weight layer (``layers``: columns variant, seed,
+    layer, rel_err), one line per run, log scale, coloured by variant."""
+    fig, ax = plt.subplots(figsize=(8.4, 3.2))
+    for (variant, seed), run in layers.groupby(["variant", "seed"], sort=False):
+        ax.plot(run.layer, run.rel_err, marker="o", ms=3, lw=1, alpha=0.8, **variant_style(variant),
+                label=variant if seed == layers.seed.min() else None)
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("‖d'_m − d_m‖ / ‖d_m‖")
+    ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -371,13 +371,12 @@ def metrics_over_training_figure(history: pd.DataFrame, floor: Mapping[str, floa
     the real-vs-real floor dashed."""
     from ..plotting import VARIANT_COLORS
 
-    colors = {**VARIANT_COLORS, "RR-G": "#55A868", "RR-D": "#C44E52", "RR-both": "#8172B3"}
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.0))
     for ax, (column, label, lower) in zip(axes, METRICS):
         for arm, group in history.groupby("arm", sort=False):
             stats = group.groupby("step")[column].agg(["mean", "min", "max"])
-            ax.plot(stats.index, stats["mean"], label=arm, color=colors.get(arm))
-            ax.fill_between(stats.index, stats["min"], stats["max"], color=colors.get(arm), alpha=0.15)
+            ax.plot(stats.index, stats["mean"], label=arm, color=VARIANT_COLORS.get(arm))
+            ax.fill_between(stats.index, stats["min"], stats["max"], color=VARIANT_COLORS.get(arm), alpha=0.15)
         if column in floor:
             ax.axhline(floor[column], color="k", ls="--", lw=1, label="real vs real")
         ax.set_title(f"{label} ({'lower' if lower else 'higher'} is better)", fontsize=9)

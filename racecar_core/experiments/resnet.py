@@ -524,22 +524,11 @@ def sweep_figure(frame: pd.DataFrame, chosen: float, data_name: str):
 
 def layer_error_figure(layers: pd.DataFrame, data_name: str):
     """Relative reconstruction error of every weight layer (input layer first), one line per run."""
-    import matplotlib.pyplot as plt
+    from ..plotting import layer_error_figure
 
-    from ..plotting import VARIANT_COLORS
-
-    fig, ax = plt.subplots(figsize=(8.4, 3.2))
-    for (variant, seed), run in layers.groupby(["variant", "seed"], sort=False):
-        ax.plot(run.layer, run.rel_err, "o-", ms=3, lw=1, alpha=0.8, color=VARIANT_COLORS.get(variant),
-                label=variant if seed == layers.seed.min() else None)
-    ax.set_yscale("log")
-    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    ax.set_xlabel("weight layer m (1: first convolution; last: classifier)")
-    ax.set_ylabel("‖d'_m − d_m‖ / ‖d_m‖")
-    ax.legend(fontsize=8)
-    fig.suptitle(f"Reverse-pass error per layer at the end of training, every seed ({data_name}, test images)", fontsize=10)
-    fig.tight_layout()
-    return fig
+    return layer_error_figure(layers, xlabel="weight layer m (1: first convolution; last: classifier)",
+                              title=f"Reverse-pass error per layer at the end of training, every seed ({data_name}, "
+                                    "test images)")
 
 
 def filters_figure(models: dict[str, nn.Module], k: int, data_name: str, reference: np.ndarray | None = None):

@@ -508,10 +508,6 @@ def map_figure(fc: Forecasts, lead: int, index: int, variable: str, data_name: s
 # Figures
 # --------------------------------------------------------------------------------------------------
 
-ARM_STYLE = {"Std": ("#4C72B0", "-"), "RR": ("#55A868", "-"), "Std+dropout": ("#4C72B0", "--"),
-             "RR+dropout": ("#55A868", "--")}
-
-
 def data_figure(data: WeatherData, index: int = 0):
     """Both variables at one time of the training data, and their standard deviation over the training data."""
     import matplotlib.pyplot as plt
@@ -557,6 +553,8 @@ def rmse_figure(score_frame: pd.DataFrame, base: pd.DataFrame, data_name: str):
     """Test RMSE against lead per variable: every arm (mean ± sd over seeds), persistence and climatology."""
     import matplotlib.pyplot as plt
 
+    from ..plotting import variant_style
+
     variables = list(dict.fromkeys(score_frame.variable))
     fig, axes = plt.subplots(1, len(variables), figsize=(4.2 * len(variables), 3.2), squeeze=False)
     for ax, v in zip(axes[0], variables):
@@ -566,8 +564,7 @@ def rmse_figure(score_frame: pd.DataFrame, base: pd.DataFrame, data_name: str):
             if not len(g):
                 continue
             mean, sd = g.mean(), g.std().fillna(0)
-            color, ls = ARM_STYLE[arm]
-            ax.errorbar(mean.index, mean.values, yerr=sd.values, color=color, ls=ls, marker="o", ms=3, capsize=3,
+            ax.errorbar(mean.index, mean.values, yerr=sd.values, **variant_style(arm), marker="o", ms=3, capsize=3,
                         label=arm)
         b = base[base.variable == v]
         ax.plot(b.lead_hours, b.rmse_persistence, "k:", marker="s", ms=3, label="persistence")
@@ -586,14 +583,16 @@ def sweep_figure(raw: pd.DataFrame, lams: Sequence[float], chosen: float, data_n
     """Normalised validation RMSE of the RR runs against λ (every seed and the mean), Std as a line."""
     import matplotlib.pyplot as plt
 
+    from ..plotting import VARIANT_COLORS
+
     fig, ax = plt.subplots(figsize=(4.8, 3.0))
     xs = sorted(lams)
     for _, g in raw.groupby("seed"):
         ax.plot(xs, [float(g.loc[g.variant == rr_name(lam), "val_score"].iloc[0]) for lam in xs], "o-",
-                color=ARM_STYLE["RR"][0], alpha=0.35, lw=0.8)
+                color=VARIANT_COLORS["RR"], alpha=0.35, lw=0.8)
     ax.plot(xs, [float(raw.loc[raw.variant == rr_name(lam), "val_score"].mean()) for lam in xs], "o-",
-            color=ARM_STYLE["RR"][0], lw=2, label="RR, mean over seeds")
-    ax.axhline(float(raw.loc[raw.variant == "Std", "val_score"].mean()), color=ARM_STYLE["Std"][0], ls="--",
+            color=VARIANT_COLORS["RR"], lw=2, label="RR, mean over seeds")
+    ax.axhline(float(raw.loc[raw.variant == "Std", "val_score"].mean()), color=VARIANT_COLORS["Std"], ls="--",
                label="Std, mean over seeds")
     ax.axvline(chosen, color="k", ls=":", lw=0.8, label=f"chosen λ = {chosen:g}")
     ax.set_xscale("log")
@@ -609,6 +608,8 @@ def histories_figure(runs: Runs, columns: Sequence[str], data_name: str):
     """Training curves (history ``columns`` over steps, log scale) of the four arms, every seed."""
     import matplotlib.pyplot as plt
 
+    from ..plotting import variant_style
+
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3.2), squeeze=False)
     for ax, column in zip(axes[0], columns):
         for label, history in runs.histories().items():
@@ -616,8 +617,7 @@ def histories_figure(runs: Runs, columns: Sequence[str], data_name: str):
             if column not in history:
                 continue
             h = history.dropna(subset=[column])
-            color, ls = ARM_STYLE[arm]
-            ax.plot(h.step, h[column], color=color, ls=ls, lw=1, alpha=0.8, label=arm if seed == "0" else None)
+            ax.plot(h.step, h[column], **variant_style(arm), lw=1, alpha=0.8, label=arm if seed == "0" else None)
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_title(column, fontsize=9)
@@ -629,22 +629,11 @@ def histories_figure(runs: Runs, columns: Sequence[str], data_name: str):
 
 def layer_error_figure(layers: pd.DataFrame, data_name: str):
     """Relative reverse error of every weight layer, one line per run of the four arms."""
-    import matplotlib.pyplot as plt
+    from ..plotting import layer_error_figure
 
-    fig, ax = plt.subplots(figsize=(7.5, 3.0))
-    for (variant, seed), run in layers.groupby(["variant", "seed"], sort=False):
-        color, ls = ARM_STYLE[variant]
-        ax.plot(run.layer, run.rel_err, marker="o", ms=3, lw=1, ls=ls, color=color, alpha=0.8,
-                label=variant if seed == layers.seed.min() else None)
-    ax.set_yscale("log")
-    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    ax.set_xlabel("weight layer m (1: the 7×7 input convolution; last: the output convolution)")
-    ax.set_ylabel("‖d'_m − d_m‖ / ‖d_m‖")
-    ax.legend(fontsize=8)
-    fig.suptitle(f"Reverse-pass error per layer at the end of training, every seed ({data_name}, test inputs)",
-                 fontsize=10)
-    fig.tight_layout()
-    return fig
+    return layer_error_figure(layers, xlabel="weight layer m (1: the 7×7 input convolution; last: the output convolution)",
+                              title=f"Reverse-pass error per layer at the end of training, every seed ({data_name}, "
+                                    "test inputs)")
 
 
 # --------------------------------------------------------------------------------------------------
