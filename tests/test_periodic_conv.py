@@ -3,24 +3,12 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from reverse_helpers import adjoint
 from torch import nn
 
 import racecar_core as rc
-from racecar_core.reverse import ReverseWalk, find_rule, record
 
-
-@pytest.fixture(autouse=True)
-def _float64_and_seed(one_torch_thread):
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    torch.manual_seed(0)
-    yield
-    torch.set_default_dtype(previous)
-
-
-def adjoint(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    _, tape = record(module, x)
-    return find_rule(module).fn(module, y, ReverseWalk(tape))
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "float64")
 
 
 def by_hand(conv: rc.PeriodicConv2d, x: torch.Tensor) -> torch.Tensor:

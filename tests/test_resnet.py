@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from reverse_helpers import adjoint
 from torch import nn
 
 import racecar_core as rc
@@ -21,10 +22,6 @@ from racecar_core.reverse import ReverseWalk, find_rule, record
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def adjoint(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``module``'s reverse rule applied to ``y`` after a recorded forward pass on ``x``."""
-    _, tape = record(module, x)
-    return find_rule(module).fn(module, y, ReverseWalk(tape))
 
 
 def linearised(model: nn.Module) -> nn.Module:
@@ -94,15 +91,6 @@ def test_bad_shortcut_and_pad_shortcut_arguments_are_refused():
 # --------------------------------------------------------------------------------------------------
 # The reverse pass through residual blocks: adjoint identities
 # --------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    torch.manual_seed(0)
-    yield
-    torch.set_default_dtype(previous)
 
 
 @pytest.mark.parametrize("channels,stride,size", [((16, 32), 2, 8), ((3, 8), 2, 9), ((4, 4), 1, 5), ((2, 5), 3, 7)])

@@ -3,26 +3,13 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from reverse_helpers import adjoint
 from torch import nn
 
 import racecar_core as rc
-from racecar_core.reverse import ReverseWalk, find_rule, record
+from racecar_core.reverse import record
 
-
-@pytest.fixture(autouse=True)
-def _float64_and_seed():
-    """Adjoint identities hold to ~1e-12 in float64; restore the default dtype afterwards."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    torch.manual_seed(0)
-    yield
-    torch.set_default_dtype(previous)
-
-
-def adjoint(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Apply ``module``'s reverse rule to ``y`` after recording a forward pass on ``x``."""
-    _, tape = record(module, x)
-    return find_rule(module).fn(module, y, ReverseWalk(tape))
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 # --------------------------------------------------------------------------------------------------
