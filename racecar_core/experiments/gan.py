@@ -46,7 +46,7 @@ from ..plotting import image_row_grid
 from ..reverse import reverse_pass
 from ..static import progress_bar
 from ..training import TrainResult, seed_everything, train
-from .grid import parse_lambdas
+from .grid import grid_and_headline, parse_lambdas
 
 DATASETS = ("mnist5k", "mnist", "fashion")
 # images per class in the training split (the smallest class) and test images, for the checks before any work
@@ -70,7 +70,7 @@ KNN_K = 3
 
 def lambda_values(cfg) -> list[float]:
     """The λ of the RR arms, ascending: ``cfg.lambda_grid`` and the headline ``cfg.lambda_rr``."""
-    return sorted(set(parse_lambdas(cfg.lambda_grid, "lambda_grid")) | {float(cfg.lambda_rr)})
+    return grid_and_headline(cfg.lambda_grid, cfg.lambda_rr)
 
 
 def _data_root(cfg) -> Path | None:

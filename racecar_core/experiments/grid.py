@@ -46,6 +46,12 @@ def parse_lambdas(text: str, name: str = "lambda_grid") -> list[float]:
     return values
 
 
+def grid_and_headline(text: str, headline: float, name: str = "lambda_grid") -> list[float]:
+    """The λ of a verdict map, ascending and without repeats: the grid ``text`` (see :func:`parse_lambdas`) and the
+    ``headline`` λ."""
+    return sorted(set(parse_lambdas(text, name)) | {float(headline)})
+
+
 def std_ort_rr(lambda_rr: float, lambda_ort: float) -> list[Variant]:
     """The three models of the authors' MNIST and peak tests."""
     return [Variant("Std"), Variant("Ort", lambda_ort=lambda_ort), Variant("RR", lambda_rr=lambda_rr)]

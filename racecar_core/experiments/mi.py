@@ -41,7 +41,7 @@ from ..pretrain import pretrain_layerwise
 from ..reverse import layer_activations
 from ..static import progress_bar
 from ..training import TrainConfig, TrainResult, seed_everything, train
-from .grid import Variant, parse_lambdas
+from .grid import Variant, grid_and_headline, parse_lambdas
 
 
 def validate(cfg: Config) -> None:
@@ -107,7 +107,7 @@ SEED_SHARE = 0.8  # a paired comparison "holds across seeds" if it holds for the
 
 def lambda_values(cfg) -> list[float]:
     """The λ_RR of the verdict map, ascending: ``cfg.lambda_grid`` and the headline ``cfg.lambda_rr``."""
-    return sorted(set(parse_lambdas(cfg.lambda_grid, "lambda_grid")) | {float(cfg.lambda_rr)})
+    return grid_and_headline(cfg.lambda_grid, cfg.lambda_rr)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from ..data.tasks import Task, image_splits, make_task
 from ..resnet import blocks_per_stage, cifar_resnet, replace_head
 from ..reverse import is_weight_layer
 from ..training import TrainConfig, seed_everything, train
-from .grid import Grid, Variant, parse_lambdas, std_ort_rr, train_grid
+from .grid import Grid, Variant, grid_and_headline, parse_lambdas, std_ort_rr, train_grid
 
 DATASETS = ("mnist5k", "fashion", "cifar10")
 RECIPE_FILE = "book/data/resnet_recipe.json"  # written by scripts/resnet_recipe.py: why and how large λ_RR trains
@@ -438,7 +438,7 @@ def transfer(cfg, data: ResNetData, grid: Grid, *, run_dir: str = "", progress: 
 
 def map_lambdas(cfg, chosen: float) -> list[float]:
     """The λ_RR of the verdict map, ascending: ``cfg.map_lambdas`` and the chosen λ."""
-    return sorted(set(parse_lambdas(cfg.map_lambdas, "map_lambdas")) | {float(chosen)})
+    return grid_and_headline(cfg.map_lambdas, chosen, "map_lambdas")
 
 
 @dataclass(frozen=True)
